@@ -1,0 +1,48 @@
+# Courtyard: `make demo` runs the gateway with a simulated community; `make test` runs the tests.
+# Both bootstrap what they need on a fresh Debian machine (a .venv, and Debian packages).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: setup setup-test demo test test-unit lint format typecheck bench clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "courtyard needs Python 3.11 or newer")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+setup: $(STAMP)
+	@scripts/system-deps.sh demo
+
+setup-test: $(STAMP)
+	@scripts/system-deps.sh test
+
+demo: setup
+	$(BIN)/courtyard demo
+
+test: setup-test lint
+	$(BIN)/python -m pytest -q
+
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest -q tests/unit
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+bench: setup-test
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) courtyard-demo .pytest_cache .ruff_cache .mypy_cache

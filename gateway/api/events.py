@@ -1,0 +1,44 @@
+"""``/api/v1/events``: device events from the local store."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, status
+from fastapi.concurrency import run_in_threadpool
+
+from gateway.api.deps import GatewayDep, PlatformDep, visible_device
+from gateway.store.queries import QueryError, parse_time
+
+router = APIRouter(prefix="/api/v1/events", tags=["events"])
+
+
+@router.get("")
+async def list_events(
+    gateway: GatewayDep,
+    principal: PlatformDep,
+    device: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    limit: int = 1000,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    if device is not None:
+        ids: list[int] | None = [visible_device(gateway, principal, device).id]
+    elif principal.communities is not None:
+        ids = [
+            st.id for st in gateway.store.devices.values() if principal.may_see(st.community)
+        ]
+    else:
+        ids = None
+    try:
+        until_ms = parse_time(until, "until") if until else int(time.time() * 1000) + 300_000
+        since_ms = parse_time(since, "since") if since else 0
+        page = await run_in_threadpool(
+            gateway.queries.events, ids, since=since_ms, until=until_ms, limit=limit,
+            cursor=cursor,
+        )
+    except QueryError as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
+    return {"events": page.items, "next_cursor": page.next_cursor}

@@ -1,0 +1,91 @@
+"""``/healthz`` (no auth: liveness for load balancers) and ``/metrics`` (Prometheus text)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import PlainTextResponse
+
+from gateway.api.deps import GatewayDep, PlatformDep
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+async def healthz(gateway: GatewayDep) -> dict[str, Any]:
+    client = gateway.client
+    return {
+        "status": "ok",
+        "mqtt_connected": bool(client is not None and client.connected),
+    }
+
+
+def _line(out: list[str], name: str, value: float, labels: dict[str, str] | None = None) -> None:
+    if labels:
+        inner = ",".join(
+            f'{k}="{v.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"'
+            for k, v in labels.items()
+        )
+        out.append(f"{name}{{{inner}}} {value}")
+    else:
+        out.append(f"{name} {value}")
+
+
+def render_metrics(gateway: Any) -> str:
+    out: list[str] = []
+
+    def metric(name: str, kind: str, help_: str) -> None:
+        out.append(f"# HELP {name} {help_}")
+        out.append(f"# TYPE {name} {kind}")
+
+    store = gateway.store
+    ingest = gateway.ingest
+    client = gateway.client
+    metric("courtyard_messages_received_total", "counter", "MQTT messages received")
+    _line(out, "courtyard_messages_received_total", ingest.received_total if ingest else 0)
+    metric("courtyard_journal_inserted_total", "counter", "Messages written to the journal")
+    _line(out, "courtyard_journal_inserted_total", store.inserted_total)
+    metric("courtyard_journal_duplicates_total", "counter", "Redelivered messages stored once")
+    _line(out, "courtyard_journal_duplicates_total", store.duplicates_total)
+    metric("courtyard_journal_commits_total", "counter", "Group commits")
+    _line(out, "courtyard_journal_commits_total", store.commits_total)
+    metric("courtyard_ingest_pending", "gauge", "Messages decoded and not yet committed")
+    _line(out, "courtyard_ingest_pending", ingest.pending if ingest else 0)
+    metric("courtyard_dead_letters_total", "counter", "Rejected messages by reason")
+    for reason, count in sorted(store.dead_letter_counts.items()):
+        _line(out, "courtyard_dead_letters_total", count, {"reason": reason})
+    metric("courtyard_devices", "gauge", "Devices by liveness state")
+    states = Counter(
+        "online" if st.online else "offline" if st.online is False else "unknown"
+        for st in store.devices.values()
+    )
+    for state in ("online", "offline", "unknown"):
+        _line(out, "courtyard_devices", states[state], {"state": state})
+    metric("courtyard_devices_discovered", "gauge", "Devices heard but not in the registry")
+    _line(out, "courtyard_devices_discovered",
+          sum(1 for st in store.devices.values() if not st.registered))
+    metric("courtyard_mqtt_connected", "gauge", "1 while connected to the broker")
+    _line(out, "courtyard_mqtt_connected", int(bool(client and client.connected)))
+    if client is not None:
+        metric("courtyard_mqtt_reconnects_total", "counter", "Reconnections to the broker")
+        _line(out, "courtyard_mqtt_reconnects_total", getattr(client, "reconnects", 0))
+    if gateway.broker is not None:
+        metric("courtyard_broker_restarts_total", "counter", "Embedded broker restarts")
+        _line(out, "courtyard_broker_restarts_total", gateway.broker.restarts)
+    sink = gateway.sink
+    if sink is not None:
+        for key, value in sorted(sink.stats().items()):
+            if isinstance(value, bool | int | float):
+                name = f"courtyard_influx_{key}"
+                metric(name, "counter" if key.endswith("_total") else "gauge", f"InfluxDB {key}")
+                _line(out, name, float(value))
+    return "\n".join(out) + "\n"
+
+
+@router.get("/metrics", response_class=PlainTextResponse)
+async def metrics(gateway: GatewayDep, _: PlatformDep) -> PlainTextResponse:
+    return PlainTextResponse(
+        render_metrics(gateway), media_type="text/plain; version=0.0.4; charset=utf-8"
+    )

@@ -1,0 +1,37 @@
+"""The FastAPI application; its lifespan is the composition root of the running gateway."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from gateway.api import devices, events, health
+from gateway.config import Registry, Settings
+from gateway.service import Gateway
+
+
+def create_app(settings: Settings, registry: Registry, gateway: Gateway | None = None) -> FastAPI:
+    """Build the app; the gateway starts with the app and stops with it."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        gw = gateway or Gateway(settings, registry)
+        app.state.gateway = gw
+        await gw.start()
+        try:
+            yield
+        finally:
+            await gw.stop()
+
+    app = FastAPI(
+        title="Courtyard",
+        version="1",
+        description="Smart-community IoT gateway: devices, readings, events.",
+        lifespan=lifespan,
+    )
+    app.include_router(health.router)
+    app.include_router(devices.router)
+    app.include_router(events.router)
+    return app

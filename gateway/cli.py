@@ -1,0 +1,185 @@
+"""``courtyard``: serve | demo | check-config | broker-config (see ``courtyard --help``)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from gateway.config import ConfigError, Registry, Settings, load_registry, load_settings
+
+log = logging.getLogger("courtyard")
+
+DEMO_SEED = "courtyard-demo"
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+
+
+def _load(config: str | None) -> tuple[Settings, Registry]:
+    settings = load_settings(config)
+    return settings, load_registry(settings.community.file or None)
+
+
+async def _serve(settings: Settings, registry: Registry, *, on_started: object = None) -> None:
+    from gateway.app import create_app
+
+    host, port = settings.api.host_port
+    app = create_app(settings, registry)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on",
+                       access_log=False)
+    )
+    if on_started is None:
+        await server.serve()
+        return
+    serve_task = asyncio.create_task(server.serve(), name="api")
+    while not server.started and not serve_task.done():
+        await asyncio.sleep(0.05)
+    if serve_task.done():
+        await serve_task
+        return
+    try:
+        await on_started(app)  # type: ignore[operator]
+    finally:
+        server.should_exit = True
+        await serve_task
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings, registry = _load(args.config)
+    if not settings.auth.platform_keys:
+        log.warning("no [auth] platform_keys: every API call but /healthz will answer 401")
+    if not _run(_serve(settings, registry)):
+        return 1
+    return 0
+
+
+def _run(coro: object) -> bool:
+    try:
+        asyncio.run(coro)  # type: ignore[arg-type]
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        log.error("%s", exc)
+        return False
+    return True
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    settings, registry = _load(args.config)
+    print(f"ok: {len(registry.devices)} devices in {len(registry.communities)} communities; "
+          f"broker {settings.mqtt.url or 'embedded'}; store {settings.store.path}; "
+          f"influxdb {'on (' + settings.influxdb.api + ')' if settings.influxdb else 'off'}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from firmware_stubs.community import Community
+
+    data = Path(args.data_dir).resolve()
+    data.mkdir(parents=True, exist_ok=True)
+    key = os.environ.get("COURTYARD_DEMO_KEY") or secrets.token_urlsafe(24)
+    sim = dict(gates=2, entrances=4, spaces=40, meters=60, lockers=2)
+    registry_file = data / "community.toml"
+    registry_file.write_text(
+        Community("127.0.0.1", 1, secret_seed=DEMO_SEED, **sim).registry_toml(), encoding="utf-8"
+    )
+    settings = load_settings(
+        None,
+        {
+            **os.environ,
+            "COURTYARD_STORE_PATH": str(data / "courtyard.db"),
+            "COURTYARD_COMMUNITY_FILE": str(registry_file),
+            "COURTYARD_API_LISTEN": args.listen,
+            "COURTYARD_AUTH_PLATFORM_KEYS": f'["{key}"]',
+        },
+    )
+    registry = load_registry(settings.community.file)
+    print(f"Courtyard demo: {len(registry.devices)} simulated devices, data in {data}", flush=True)
+
+    async def with_community(app: object) -> None:
+        gw = app.state.gateway  # type: ignore[attr-defined]
+        host, port = gw.mqtt_url.removeprefix("mqtt://").rsplit(":", 1)
+        proc = subprocess.Popen(  # noqa: ASYNC220 - a long-lived child, waited for below
+            [sys.executable, "-m", "firmware_stubs", "community", "--host", host, "--port", port,
+             "--secret-seed", DEMO_SEED, *[f"--{k}={v}" for k, v in sim.items()]],
+            stdin=subprocess.DEVNULL,
+        )
+        api = f"http://{args.listen}"
+        print(
+            f"\n  API        {api}  (OpenAPI: {api}/docs)\n"
+            f"  broker     {gw.mqtt_url}\n"
+            f"  platform key: {key}\n\n"
+            f"  try: curl -H 'Authorization: Bearer {key}' {api}/api/v1/devices\n"
+            "  Ctrl-C stops everything.\n",
+            flush=True,
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            while not stop.is_set() and proc.poll() is None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 0.5)
+            if proc.poll() is not None:
+                log.error("the simulated community exited with %s", proc.returncode)
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    await asyncio.to_thread(proc.wait, 15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+            print("stopping...", flush=True)
+
+    return 0 if _run(_serve(settings, registry, on_started=with_community)) else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="courtyard",
+        description="Courtyard smart-community IoT gateway.",
+    )
+    p.add_argument("--log-level", default=os.environ.get("COURTYARD_LOG_LEVEL", "info"),
+                   help="debug, info, warning or error (default: info)")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("serve", help="run the gateway")
+    s.add_argument("--config", "-c", help="the TOML config file (else defaults + environment)")
+    s.set_defaults(func=cmd_serve)
+    d = sub.add_parser("demo", help="run the gateway with a simulated community, embedded")
+    d.add_argument("--data-dir", default="courtyard-demo", help="where the demo keeps its files")
+    d.add_argument("--listen", default="127.0.0.1:8080", help="the API's HOST:PORT")
+    d.set_defaults(func=cmd_demo)
+    c = sub.add_parser("check-config", help="validate the config and the community file")
+    c.add_argument("--config", "-c")
+    c.set_defaults(func=cmd_check_config)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.log_level)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"courtyard: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,334 @@
+"""One typed settings object, read from a TOML file and ``COURTYARD_<SECTION>_<KEY>`` variables.
+
+Everything is validated at start-up; an invalid value stops the gateway with the key, the value
+and what was expected (:class:`ConfigError`). Relative paths in a file resolve against the
+file's own folder. The community file (the registry) is read here too.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+ENV_PREFIX = "COURTYARD_"
+ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+Ident = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+DeviceClass = Literal["access", "parking", "meter", "locker"]
+
+
+class ConfigError(Exception):
+    """A configuration problem, phrased for the operator: which key, which value, what to do."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MqttSettings(_Section):
+    url: str | None = None  # None: the gateway starts its own Mosquitto
+    client_id: str = "courtyard"
+    username: str = ""
+    password: str = Field(default="", repr=False)
+    prefix: Ident = "community"
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    session_expiry_s: int = Field(default=7 * 86400, ge=0)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return None
+        parts = urlsplit(v)
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise ValueError("expected mqtt://HOST[:PORT] or mqtts://HOST[:PORT]")
+        return v
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        parts = urlsplit(self.url or "")
+        default = 8883 if parts.scheme == "mqtts" else 1883
+        return parts.hostname or "127.0.0.1", parts.port or default
+
+    @property
+    def tls(self) -> bool:
+        return (self.url or "").startswith("mqtts://")
+
+
+class StoreSettings(_Section):
+    path: str = "courtyard.db"
+    retention_days: float = Field(default=90, gt=0)
+    commit_interval_ms: float = Field(default=5, ge=0, le=1000)
+    commit_max_messages: int = Field(default=5000, ge=1, le=100_000)
+    max_payload_bytes: int = Field(default=65536, ge=256, le=16 * 1024 * 1024)
+
+
+class InfluxSection(_Section):
+    url: str = "http://127.0.0.1:8086"
+    api: Literal["v1", "v2"] = "v2"
+    token: str = Field(default="", repr=False)
+    org: str = ""
+    bucket: str = ""
+    database: str = ""
+    username: str = ""
+    password: str = Field(default="", repr=False)
+    batch_size: int = Field(default=5000, ge=1, le=100_000)
+    timeout_s: float = Field(default=10, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if urlsplit(v).scheme not in ("http", "https"):
+            raise ValueError("expected http://HOST:PORT or https://HOST:PORT")
+        return v.rstrip("/")
+
+    @model_validator(mode="after")
+    def _api_keys(self) -> InfluxSection:
+        if self.api == "v2" and not self.bucket:
+            raise ValueError("api = 'v2' needs bucket (and org, token)")
+        if self.api == "v1" and not self.database:
+            raise ValueError("api = 'v1' needs database")
+        return self
+
+
+class ApiSettings(_Section):
+    listen: str = "127.0.0.1:8080"
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        host, sep, port = v.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+            raise ValueError("expected HOST:PORT, e.g. 127.0.0.1:8080")
+        return v
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
+class PlatformKey(_Section):
+    key: str = Field(min_length=16, repr=False)
+    communities: list[Ident] | None = None  # None: every community
+
+
+class AuthSettings(_Section):
+    jwt_secret: str = Field(default="", repr=False)
+    jwt_public_key_file: str = ""
+    platform_keys: list[PlatformKey] = []
+
+    @field_validator("platform_keys", mode="before")
+    @classmethod
+    def _keys(cls, v: Any) -> Any:
+        if isinstance(v, list):
+            return [{"key": k} if isinstance(k, str) else k for k in v]
+        return v
+
+
+class WebhookSettings(_Section):
+    url: str
+    secret: str = Field(repr=False)
+
+
+class CommunitySection(_Section):
+    file: str = ""
+
+
+class Settings(_Section):
+    mqtt: MqttSettings = MqttSettings()
+    store: StoreSettings = StoreSettings()
+    influxdb: InfluxSection | None = None
+    api: ApiSettings = ApiSettings()
+    auth: AuthSettings = AuthSettings()
+    webhooks: list[WebhookSettings] = []
+    community: CommunitySection = CommunitySection()
+
+    @property
+    def data_dir(self) -> Path:
+        """Where the gateway keeps its own files (the embedded broker's config and data)."""
+        return Path(self.store.path).resolve().parent
+
+
+# -- the community file ------------------------------------------------------------------------
+
+
+class Community(_Section):
+    id: Ident
+    name: str = ""
+
+
+class Building(_Section):
+    id: Ident
+    community: Ident
+    name: str = ""
+
+
+class RegistryDevice(_Section):
+    id: Ident
+    community: Ident
+    device_class: DeviceClass = Field(alias="class")
+    building: str = ""
+    secret: str = Field(default="", repr=False)
+    expect_every_s: float | None = Field(default=None, gt=0)
+    parent: str = ""
+    name: str = ""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("secret")
+    @classmethod
+    def _secret(cls, v: str) -> str:
+        if v and (not re.fullmatch(r"[0-9a-fA-F]{32,}", v) or len(v) % 2):
+            raise ValueError("expected a hex string of 32 or more digits (even length)")
+        return v
+
+
+class Registry(_Section):
+    communities: list[Community] = []
+    buildings: list[Building] = []
+    devices: list[RegistryDevice] = []
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Registry:
+        communities = {c.id for c in self.communities}
+        buildings = {b.id for b in self.buildings}
+        seen: set[str] = set()
+        for i, d in enumerate(self.devices):
+            where = f"devices[{i}] ({d.id})"
+            if d.id in seen:
+                raise ValueError(f"{where}: duplicate device id")
+            seen.add(d.id)
+            if communities and d.community not in communities:
+                raise ValueError(f"{where}: community {d.community!r} is not in [[communities]]")
+            if d.building and d.building not in buildings:
+                raise ValueError(f"{where}: building {d.building!r} is not in [[buildings]]")
+        for b in self.buildings:
+            if communities and b.community not in communities:
+                raise ValueError(f"buildings ({b.id}): community {b.community!r} is unknown")
+        return self
+
+    def by_id(self) -> dict[str, RegistryDevice]:
+        return {d.id: d for d in self.devices}
+
+
+# -- loading -----------------------------------------------------------------------------------
+
+
+def _format_error(err: ValidationError, source: str, data: dict[str, Any]) -> str:
+    lines = [f"invalid configuration in {source}:"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"] if p not in ("function-after",))
+        value = e.get("input")
+        if any(s in loc for s in ("password", "secret", "token", "key")):
+            shown = "<hidden>"
+        else:
+            shown = repr(value) if not isinstance(value, dict) else "a table"
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(f"  {loc or '(top)'} = {shown}: {msg}")
+    return "\n".join(lines)
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """``COURTYARD_MQTT_URL=...`` -> ``{"mqtt": {"url": "..."}}`` for the known sections."""
+    sections = {
+        name
+        for name, f in Settings.model_fields.items()
+        if name != "webhooks" and f.annotation is not None
+    }
+    out: dict[str, dict[str, Any]] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        rest = name[len(ENV_PREFIX) :].lower()
+        section, _, key = rest.partition("_")
+        if section not in sections or not key:
+            continue
+        parsed: Any = value
+        if value[:1] in "[{" or section == "auth" and key == "platform_keys":
+            try:
+                parsed = tomllib.loads(f"v = {value}")["v"]
+            except tomllib.TOMLDecodeError:
+                parsed = [k.strip() for k in value.split(",") if k.strip()]
+        out.setdefault(section, {})[key] = parsed
+    return out
+
+
+def _resolve(base: Path, value: str) -> str:
+    return value if not value or Path(value).is_absolute() else str(base / value)
+
+
+def load_settings(path: str | os.PathLike[str] | None = None,
+                  environ: dict[str, str] | None = None) -> Settings:
+    """Read the TOML file (optional) and the environment into validated :class:`Settings`."""
+    environ = dict(os.environ if environ is None else environ)
+    data: dict[str, Any] = {}
+    base = Path.cwd()
+    source = "defaults"
+    if path is not None:
+        file = Path(path)
+        source = str(file)
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file {file} does not exist") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {file} is not valid TOML: {exc}") from exc
+        base = file.resolve().parent
+    for section, values in _env_overrides(environ).items():
+        current = data.get(section)
+        if section == "influxdb" and current is None:
+            current = {}
+        if not isinstance(current, dict) and current is not None:
+            raise ConfigError(f"{section} must be a table")
+        data[section] = {**(current or {}), **values}
+        if not source.endswith("environment"):
+            source = f"{source} + environment"
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(exc, source, data)) from None
+    store = settings.store.model_copy(update={"path": _resolve(base, settings.store.path)})
+    community = settings.community.model_copy(
+        update={"file": _resolve(base, settings.community.file)}
+    )
+    mqtt = settings.mqtt.model_copy(
+        update={k: _resolve(base, getattr(settings.mqtt, k))
+                for k in ("ca_file", "cert_file", "key_file")}
+    )
+    return settings.model_copy(update={"store": store, "community": community, "mqtt": mqtt})
+
+
+def load_registry(path: str | os.PathLike[str] | None) -> Registry:
+    """Read the community file; an absent path means an empty registry."""
+    if not path:
+        return Registry()
+    file = Path(path)
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"community file {file} does not exist") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"community file {file} is not valid TOML: {exc}") from exc
+    try:
+        return Registry.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(exc, str(file), data)) from None

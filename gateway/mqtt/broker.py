@@ -1,0 +1,162 @@
+"""The embedded Mosquitto: started and supervised by the gateway when the config names no broker.
+
+Its configuration is written for the gateway's guarantee (nothing acknowledged is lost), which
+Mosquitto's defaults do not give: they drop a persistent session's queue beyond 1,000 messages,
+save to disk only every 30 minutes, and delay every small packet by ~44 ms (Nagle's algorithm).
+docs/broker.md lists the same settings for an operator's own broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import socket
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+CONFIG_TEMPLATE = """\
+# Written by Courtyard for its embedded broker; regenerated at every start.
+listener {port} {host}
+allow_anonymous true
+persistence true
+persistence_location {data}/
+# save the in-memory state (queued QoS 1 messages, sessions) every 2 s, not every 30 min
+autosave_interval 2
+# never drop a persistent session's queue while the gateway is away (default: 1,000 messages)
+max_queued_messages 10000000
+max_queued_bytes 0
+# the gateway's MQTT 5 Receive Maximum decides its window; devices keep the default
+max_inflight_messages 0
+# small packets (commands, acks) leave at once instead of waiting ~44 ms
+set_tcp_nodelay true
+persistent_client_expiration 14d
+log_dest file {log}
+log_type error
+log_type warning
+log_type notice
+connection_messages false
+"""
+
+
+class BrokerError(Exception):
+    pass
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def find_mosquitto() -> str:
+    for candidate in (shutil.which("mosquitto"), "/usr/sbin/mosquitto"):
+        if candidate and Path(candidate).exists():
+            return candidate
+    raise BrokerError(
+        "no broker configured ([mqtt] url) and no mosquitto binary found: "
+        "install it (apt-get install mosquitto, or `make setup`) or set [mqtt] url"
+    )
+
+
+class EmbeddedBroker:
+    """A Mosquitto child process on a local port, restarted if it dies, stopped on exit."""
+
+    def __init__(self, data_dir: Path, *, host: str = "127.0.0.1", port: int | None = None) -> None:
+        self.data_dir = data_dir
+        self.host = host
+        self.port = port
+        self._proc: asyncio.subprocess.Process | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.restarts = 0
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{self.host}:{self.port}"
+
+    @property
+    def config_path(self) -> Path:
+        return self.data_dir / "mosquitto.conf"
+
+    def write_config(self) -> Path:
+        broker_dir = self.data_dir
+        broker_dir.mkdir(parents=True, exist_ok=True)
+        if self.port is None:
+            self.port = free_port(self.host)
+        self.config_path.write_text(
+            CONFIG_TEMPLATE.format(
+                port=self.port, host=self.host, data=broker_dir, log=broker_dir / "mosquitto.log"
+            )
+        )
+        return self.config_path
+
+    async def start(self, timeout: float = 10.0) -> None:
+        binary = find_mosquitto()
+        self.write_config()
+        await self._spawn(binary, timeout)
+        self._task = asyncio.create_task(self._supervise(binary), name="embedded-broker")
+        log.info("embedded Mosquitto listening on %s (data in %s)", self.url, self.data_dir)
+
+    async def _spawn(self, binary: str, timeout: float) -> None:
+        self._proc = await asyncio.create_subprocess_exec(
+            binary, "-c", str(self.config_path),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc.returncode is not None:
+                err = b""
+                if self._proc.stderr is not None:
+                    err = await self._proc.stderr.read()
+                raise BrokerError(f"mosquitto exited with {self._proc.returncode}: "
+                                  f"{err.decode(errors='replace').strip()}")
+            try:
+                _, writer = await asyncio.open_connection(self.host, self.port)
+            except OSError:
+                await asyncio.sleep(0.05)
+                continue
+            writer.close()
+            return
+        raise BrokerError(f"mosquitto did not listen on {self.url} within {timeout} s")
+
+    async def _supervise(self, binary: str) -> None:
+        delay = 0.5
+        while not self._stopping:
+            assert self._proc is not None
+            code = await self._proc.wait()
+            if self._stopping:
+                return
+            log.error("embedded Mosquitto exited with %s; restarting", code)
+            while not self._stopping:
+                await asyncio.sleep(delay)
+                try:
+                    await self._spawn(binary, 10.0)
+                except (BrokerError, OSError) as exc:
+                    delay = min(delay * 2, 30.0)
+                    log.debug("restart failed: %s", exc)
+                    continue
+                self.restarts += 1
+                delay = 0.5
+                log.warning("embedded Mosquitto restarted")
+                break
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM (Mosquitto saves its state on a clean exit), then SIGKILL after timeout."""
+        self._stopping = True
+        proc = self._proc
+        if proc is not None and proc.returncode is None:
+            proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), timeout)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)

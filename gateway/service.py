@@ -1,0 +1,194 @@
+"""The gateway as one service: builds the parts from the settings and runs them.
+
+This is the composition root (the FastAPI lifespan creates one :class:`Gateway`); no part
+creates another behind the scenes, so each can be tested on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from gateway.config import Registry, Settings
+from gateway.ingest import Ingest
+from gateway.mqtt import topics
+from gateway.mqtt.broker import EmbeddedBroker
+from gateway.mqtt.client import MqttClient
+from gateway.store.journal import Accepted, Store
+from gateway.store.queries import Queries
+
+log = logging.getLogger(__name__)
+
+OFFLINE_AFTER_PERIODS = 3
+RETENTION_EVERY_S = 3600.0
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Gateway:
+    """Store, embedded broker (if no broker is configured), MQTT ingest and sinks."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: Registry,
+        *,
+        now_ms: Callable[[], int] = _now_ms,
+        sleep: Callable[[float], asyncio.Future[None]] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.now_ms = now_ms
+        self.started_ms = now_ms()
+        self.store = Store(settings.store.path, now_ms=now_ms)
+        self.queries = Queries(settings.store.path)
+        self.broker: EmbeddedBroker | None = None
+        self.client: MqttClient | None = None
+        self.ingest: Ingest | None = None
+        self.sink: object | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.expect_every = {
+            d.id: d.expect_every_s for d in registry.devices if d.expect_every_s is not None
+        }
+
+    @property
+    def mqtt_url(self) -> str:
+        return self.broker.url if self.broker is not None else (self.settings.mqtt.url or "")
+
+    async def start(self) -> None:
+        s = self.settings
+        Path(s.store.path).parent.mkdir(parents=True, exist_ok=True)
+        self.store.open()
+        self.store.register(
+            (d.id, d.community, d.device_class, d.building) for d in self.registry.devices
+        )
+        if s.mqtt.url is None:
+            self.broker = EmbeddedBroker(s.data_dir / "broker")
+            await self.broker.start()
+            host, port = "127.0.0.1", int(self.broker.port or 0)
+        else:
+            host, port = s.mqtt.host_port
+        self.ingest = Ingest(
+            self.store,
+            prefix=s.mqtt.prefix,
+            acker=self._ack,
+            commit_interval_s=s.store.commit_interval_ms / 1000,
+            commit_max=s.store.commit_max_messages,
+            max_payload_bytes=s.store.max_payload_bytes,
+        )
+        if s.influxdb is not None:
+            self._start_influx()
+        self.client = MqttClient(
+            host,
+            port,
+            s.mqtt.client_id,
+            on_batch=self.ingest.on_batch,
+            subscriptions=[(topics.subscription(s.mqtt.prefix), 1)],
+            username=s.mqtt.username or None,
+            password=s.mqtt.password or None,
+            ssl=self._ssl_context(),
+            keepalive=s.mqtt.keepalive_s,
+            session_expiry=s.mqtt.session_expiry_s,
+        )
+        await self.client.start()
+        self._tasks = [
+            asyncio.create_task(self._every(2.0, self._checkpoint), name="state-checkpoint"),
+            asyncio.create_task(self._every(5.0, self._liveness), name="liveness"),
+            asyncio.create_task(self._every(RETENTION_EVERY_S, self._retention), name="retention"),
+        ]
+        log.info("gateway up: broker %s, store %s, %d registered devices",
+                 self.mqtt_url, s.store.path, len(self.registry.devices))
+
+    def _start_influx(self) -> None:
+        from gateway.sinks.influx import InfluxSettings, InfluxSink
+
+        cfg = self.settings.influxdb
+        assert cfg is not None and self.ingest is not None
+        sink = InfluxSink(
+            InfluxSettings(
+                url=cfg.url, api=cfg.api, token=cfg.token, org=cfg.org, bucket=cfg.bucket,
+                database=cfg.database, username=cfg.username, password=cfg.password,
+                timeout_s=cfg.timeout_s,
+            ),
+            self.settings.store.path,
+            batch_size=cfg.batch_size,
+        )
+        sink.start()
+        self.sink = sink
+        self.ingest.listeners.append(lambda _accepted: sink.notify())
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        m = self.settings.mqtt
+        if not m.tls:
+            return None
+        ctx = ssl.create_default_context(cafile=m.ca_file or None)
+        if m.cert_file:
+            ctx.load_cert_chain(m.cert_file, m.key_file or None)
+        return ctx
+
+    def _ack(self, token: object, packet_ids: list[int]) -> None:
+        if self.client is not None:
+            self.client.ack(token, packet_ids)
+
+    def add_listener(self, listener: Callable[[Sequence[Accepted]], None]) -> None:
+        assert self.ingest is not None
+        self.ingest.listeners.append(listener)
+
+    async def _every(self, period: float, job: Callable[[], None]) -> None:
+        while True:
+            await asyncio.sleep(period)
+            try:
+                job()
+            except Exception:  # a task boundary: log and keep the loop alive
+                log.exception("periodic job %s failed", job.__name__)
+
+    def _checkpoint(self) -> None:
+        self.store.checkpoint_state()
+
+    def _liveness(self) -> None:
+        """A registered device silent for 3x its ``expect_every_s`` is offline."""
+        now = self.now_ms()
+        for device, every in self.expect_every.items():
+            st = self.store.devices.get(device)
+            if st is None or st.online is False:
+                continue
+            last = st.last_seen_ms or self.started_ms
+            if now - last > OFFLINE_AFTER_PERIODS * every * 1000:
+                self.store.mark_offline(st, now)
+                log.info("device %s offline: silent for %.0f s", device, (now - last) / 1000)
+
+    def _retention(self) -> None:
+        cutoff = self.now_ms() - int(self.settings.store.retention_days * 86400_000)
+        keep_from = None
+        if self.sink is not None:
+            keep_from = self.store.load_cursor("influx")
+        deleted = self.store.expire(cutoff, keep_after_id=keep_from)
+        if deleted:
+            log.info("retention: removed %d journal rows older than %d days", deleted,
+                     self.settings.store.retention_days)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.ingest is not None:
+            self.ingest.flush()
+        if self.client is not None:
+            with contextlib.suppress(Exception):
+                await self.client.stop()
+        if self.sink is not None:
+            await asyncio.to_thread(self.sink.stop)  # type: ignore[attr-defined]
+        with contextlib.suppress(Exception):
+            self.store.checkpoint_state()
+        self.store.close()
+        self.queries.close()
+        if self.broker is not None:
+            await self.broker.stop()
+        log.info("gateway stopped")

@@ -1,0 +1,86 @@
+"""The SQLite schema: one file holds the journal, the device state and the dead letters.
+
+The journal keeps one row per accepted message (not one per field): measured here, that is
+about three times faster to write than a row per reading, and it is what the sinks replay.
+``UNIQUE(device_id, ts_ms, seq)`` makes a redelivered message a no-op (``INSERT OR IGNORE``).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+# Message kinds in journal.kind
+TELEMETRY, EVENT, STATUS, ACK = 0, 1, 2, 3
+KIND_NAMES = {TELEMETRY: "telemetry", EVENT: "event", STATUS: "status", ACK: "ack"}
+KIND_CODES = {name: code for code, name in KIND_NAMES.items()}
+
+SCHEMA_VERSION = 1
+
+DDL = """
+CREATE TABLE IF NOT EXISTS devices (
+    id          INTEGER PRIMARY KEY,
+    device      TEXT NOT NULL UNIQUE,
+    community   TEXT NOT NULL,
+    class       TEXT NOT NULL,
+    building    TEXT NOT NULL DEFAULT '',
+    registered  INTEGER NOT NULL DEFAULT 0,   -- 0: discovered on the wire, 1: in the registry
+    online      INTEGER,                       -- NULL: never heard of
+    first_seen_ms INTEGER,
+    last_seen_ms  INTEGER,
+    state_ms    INTEGER,                       -- when online last changed
+    latest      TEXT NOT NULL DEFAULT '{}'     -- {field: [value, ts_ms]}
+);
+
+CREATE TABLE IF NOT EXISTS journal (
+    id          INTEGER PRIMARY KEY,
+    device_id   INTEGER NOT NULL,
+    ts_ms       INTEGER NOT NULL,
+    seq         INTEGER NOT NULL,              -- -1 when the device sent none
+    kind        INTEGER NOT NULL,              -- 0 telemetry, 1 event, 2 status, 3 ack
+    received_ms INTEGER NOT NULL,
+    flag        TEXT NOT NULL DEFAULT '',      -- why ts_ms is the receive time, if it is
+    body        TEXT NOT NULL,                 -- JSON: fields / {event, attrs} / {state} / ack
+    UNIQUE (device_id, ts_ms, seq, kind)
+);
+
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id          INTEGER PRIMARY KEY,
+    received_ms INTEGER NOT NULL,
+    topic       TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    detail      TEXT NOT NULL DEFAULT '',
+    size        INTEGER NOT NULL,
+    head        BLOB NOT NULL                  -- the first KiB of the payload
+);
+CREATE INDEX IF NOT EXISTS dead_letters_reason ON dead_letters (reason);
+
+CREATE TABLE IF NOT EXISTS cursors (
+    name        TEXT PRIMARY KEY,
+    position    INTEGER NOT NULL,
+    updated_ms  INTEGER NOT NULL
+);
+"""
+
+
+def connect(path: str, *, readonly: bool = False) -> sqlite3.Connection:
+    """Open the store with the pragmas every connection needs (WAL, NORMAL sync)."""
+    if readonly:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+    else:
+        conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    conn.execute("PRAGMA busy_timeout = 10000")
+    if not readonly:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+    return conn
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Create or upgrade the schema in place."""
+    (version,) = conn.execute("PRAGMA user_version").fetchone()
+    if version > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"the store was written by a newer Courtyard (schema {version} > {SCHEMA_VERSION})"
+        )
+    conn.executescript(DDL)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
