@@ -90,6 +90,7 @@ class InfluxSection(_Section):
     password: str = Field(default="", repr=False)
     batch_size: int = Field(default=5000, ge=1, le=100_000)
     timeout_s: float = Field(default=10, gt=0)
+    verify_tls: bool = True
 
     @field_validator("url")
     @classmethod

@@ -115,7 +115,7 @@ class Gateway:
             InfluxSettings(
                 url=cfg.url, api=cfg.api, token=cfg.token, org=cfg.org, bucket=cfg.bucket,
                 database=cfg.database, username=cfg.username, password=cfg.password,
-                timeout_s=cfg.timeout_s,
+                timeout_s=cfg.timeout_s, verify_tls=cfg.verify_tls,
             ),
             self.settings.store.path,
             batch_size=cfg.batch_size,

@@ -261,8 +261,10 @@ class Store:
 
     def expire(self, before_ms: int, *, keep_after_id: int | None = None) -> int:
         """Delete journal rows received before ``before_ms``; never rows a sink has not sent
-        yet (those with an id above ``keep_after_id``)."""
-        limit = "" if keep_after_id is None else " AND id <= ?"
+        yet (those with an id above ``keep_after_id``), and never the newest row, so that row
+        ids (the sinks' cursors) never restart from 1."""
+        limit = " AND id < (SELECT max(id) FROM journal)"
+        limit += "" if keep_after_id is None else " AND id <= ?"
         params: tuple[int, ...] = (before_ms,) if keep_after_id is None else (
             before_ms, keep_after_id)
         with self._transaction() as conn:
