@@ -1,0 +1,197 @@
+"""``python -m firmware_stubs community|flood ...``: a simulated community, or a load generator."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from firmware_stubs.community import DEFAULT_SECRET_SEED, Community
+from firmware_stubs.flood import ENGINES, flood
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be positive")
+    return value
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return value
+
+
+def _broker_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1", help="MQTT broker host (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=1883, help="MQTT broker port (default 1883)")
+    p.add_argument("--username", default=None, help="MQTT username (optional)")
+    p.add_argument("--password", default=None, help="MQTT password (optional)")
+    p.add_argument("--prefix", default="community", help='topic prefix (default "community")')
+    p.add_argument("--community", default="c1", help='community id (default "c1")')
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m firmware_stubs", description="Simulated device firmware for Courtyard."
+    )
+    parser.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("community", help="run a whole simulated community until interrupted")
+    _broker_args(c)
+    c.add_argument("--name", default="Riverside Gardens", help="community name in the registry")
+    c.add_argument("--gates", type=_count, default=2, help="community gates (default 2)")
+    c.add_argument(
+        "--entrances", type=_count, default=4, help="buildings, one entrance each (default 4)"
+    )
+    c.add_argument("--spaces", type=_count, default=40, help="parking space sensors (default 40)")
+    c.add_argument("--barriers", type=_count, default=1, help="parking barrier gates (default 1)")
+    c.add_argument("--meters", type=_count, default=60, help="meters, 3 per unit (default 60)")
+    c.add_argument("--lockers", type=_count, default=2, help="parcel locker banks (default 2)")
+    c.add_argument(
+        "--rate-scale",
+        type=_positive_float,
+        default=1.0,
+        help="speed of everything (heartbeats, events) relative to real life (default 1.0)",
+    )
+    c.add_argument("--registry-out", default=None, help="write the community TOML file here")
+    c.add_argument(
+        "--secret-seed", default=DEFAULT_SECRET_SEED, help="seed of the per-device secrets"
+    )
+    c.add_argument("--telemetry-qos", type=int, choices=(0, 1), default=1, help="QoS of telemetry")
+    c.add_argument(
+        "--duration", type=_positive_float, default=None, help="stop after this many seconds"
+    )
+    c.add_argument(
+        "--registry-only", action="store_true", help="write --registry-out (or print) and exit"
+    )
+
+    f = sub.add_parser("flood", help="publish meter telemetry as fast as asked, wait for acks")
+    _broker_args(f)
+    f.add_argument("--devices", type=int, default=1000, help="device ids m-0000... (default 1000)")
+    f.add_argument(
+        "--messages", type=_count, default=100_000, help="unique messages (default 100000)"
+    )
+    f.add_argument(
+        "--duplicate-ratio",
+        type=float,
+        default=0.0,
+        help="republish this fraction of the messages verbatim, on top (default 0)",
+    )
+    f.add_argument("--rate", type=float, default=0.0, help="publishes per second (0: max)")
+    f.add_argument("--qos", type=int, choices=(0, 1), default=1, help="QoS (default 1)")
+    f.add_argument("--start-seq", type=_count, default=0, help="first seq of every device")
+    f.add_argument("--ts-base-ms", type=int, default=None, help="ts of seq start-seq (ms)")
+    f.add_argument("--connections", type=int, default=1, help="MQTT connections (default 1)")
+    f.add_argument("--inflight", type=int, default=1000, help="unacked messages per connection")
+    f.add_argument(
+        "--engine", choices=sorted(ENGINES), default="paho", help="MQTT client (default paho)"
+    )
+    f.add_argument("--timeout", type=_positive_float, default=60.0, help="ack wait when stalled")
+    f.add_argument("--seed", type=int, default=0, help="seed of the readings and duplicates")
+    f.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    return parser
+
+
+def run_community(args: argparse.Namespace) -> int:
+    community = Community(
+        args.host,
+        args.port,
+        prefix=args.prefix,
+        community=args.community,
+        name=args.name,
+        gates=args.gates,
+        entrances=args.entrances,
+        spaces=args.spaces,
+        meters=args.meters,
+        lockers=args.lockers,
+        barriers=args.barriers,
+        rate_scale=args.rate_scale,
+        secret_seed=args.secret_seed,
+        telemetry_qos=args.telemetry_qos,
+        username=args.username,
+        password=args.password,
+    )
+    if args.registry_out:
+        community.write_registry(args.registry_out)
+    if args.registry_only:
+        if not args.registry_out:
+            sys.stdout.write(community.registry_toml())
+        return 0
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    community.start()
+    started = time.monotonic()
+    all_up = community.wait_connected(10.0)
+    up = sum(d.connected for d in community.devices.values())
+    print(
+        f"community {args.community}: {up}/{len(community.devices)} devices connected to "
+        f"{args.host}:{args.port}" + ("" if all_up else " (the rest keep retrying)"),
+        file=sys.stderr,
+        flush=True,
+    )
+    while not stop.is_set():
+        if args.duration is not None and time.monotonic() - started >= args.duration:
+            break
+        stop.wait(0.5)
+    community.stop()
+    print(f"community {args.community}: stopped", file=sys.stderr, flush=True)
+    return 0
+
+
+def run_flood(args: argparse.Namespace) -> int:
+    result = flood(
+        args.host,
+        args.port,
+        args.devices,
+        args.messages,
+        duplicate_ratio=args.duplicate_ratio,
+        rate=args.rate,
+        qos=args.qos,
+        community=args.community,
+        prefix=args.prefix,
+        start_seq=args.start_seq,
+        ts_base_ms=args.ts_base_ms,
+        connections=args.connections,
+        inflight=args.inflight,
+        engine=args.engine,
+        timeout_s=args.timeout,
+        seed=args.seed,
+        username=args.username,
+        password=args.password,
+        progress=None if args.quiet else sys.stderr,
+    )
+    print(json.dumps(result), flush=True)
+    return 0 if result["acked"] == result["published"] else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    try:
+        if args.command == "community":
+            return run_community(args)
+        return run_flood(args)
+    except (OSError, ValueError, TimeoutError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
