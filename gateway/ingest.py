@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from devices.decode import decode
 from devices.model import Decoded, Rejected
+from devices.profiles import PROFILES
 from gateway.mqtt import topics
 from gateway.store.journal import Accepted, DeadLetter, Store
 
@@ -106,6 +107,8 @@ class Ingest:
                     log.info("discovered device %s (%s in %s)", t.device, t.device_class,
                              t.community)
                 elif state.device_class != t.device_class or state.community != t.community:
+                    if t.device_class not in PROFILES:
+                        raise Rejected("unknown_class", t.device_class[:64])
                     raise Rejected(
                         "registry_mismatch",
                         f"{t.device} is registered as {state.device_class} in "
