@@ -40,14 +40,16 @@ async def _serve(settings: Settings, registry: Registry, *, on_started: object =
     host, port = settings.api.host_port
     app = create_app(settings, registry)
     server = uvicorn.Server(
-        uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on",
-                       access_log=False)
+        uvicorn.Config(
+            app, host=host, port=port, log_level="warning", lifespan="on", access_log=False
+        )
     )
     if on_started is None:
         await server.serve()
         return
     serve_task = asyncio.create_task(server.serve(), name="api")
-    while not server.started and not serve_task.done():
+    # uvicorn offers no event to await for "started"
+    while not server.started and not serve_task.done():  # noqa: ASYNC110
         await asyncio.sleep(0.05)
     if serve_task.done():
         await serve_task
@@ -81,9 +83,11 @@ def _run(coro: object) -> bool:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     settings, registry = _load(args.config)
-    print(f"ok: {len(registry.devices)} devices in {len(registry.communities)} communities; "
-          f"broker {settings.mqtt.url or 'embedded'}; store {settings.store.path}; "
-          f"influxdb {'on (' + settings.influxdb.api + ')' if settings.influxdb else 'off'}")
+    print(
+        f"ok: {len(registry.devices)} devices in {len(registry.communities)} communities; "
+        f"broker {settings.mqtt.url or 'embedded'}; store {settings.store.path}; "
+        f"influxdb {'on (' + settings.influxdb.api + ')' if settings.influxdb else 'off'}"
+    )
     return 0
 
 
@@ -115,8 +119,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
         gw = app.state.gateway  # type: ignore[attr-defined]
         host, port = gw.mqtt_url.removeprefix("mqtt://").rsplit(":", 1)
         proc = subprocess.Popen(  # noqa: ASYNC220 - a long-lived child, waited for below
-            [sys.executable, "-m", "firmware_stubs", "community", "--host", host, "--port", port,
-             "--secret-seed", DEMO_SEED, *[f"--{k}={v}" for k, v in sim.items()]],
+            [
+                sys.executable,
+                "-m",
+                "firmware_stubs",
+                "community",
+                "--host",
+                host,
+                "--port",
+                port,
+                "--secret-seed",
+                DEMO_SEED,
+                *[f"--{k}={v}" for k, v in sim.items()],
+            ],
             stdin=subprocess.DEVNULL,
         )
         api = f"http://{args.listen}"
@@ -155,8 +170,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="courtyard",
         description="Courtyard smart-community IoT gateway.",
     )
-    p.add_argument("--log-level", default=os.environ.get("COURTYARD_LOG_LEVEL", "info"),
-                   help="debug, info, warning or error (default: info)")
+    p.add_argument(
+        "--log-level",
+        default=os.environ.get("COURTYARD_LOG_LEVEL", "info"),
+        help="debug, info, warning or error (default: info)",
+    )
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("serve", help="run the gateway")
     s.add_argument("--config", "-c", help="the TOML config file (else defaults + environment)")

@@ -264,7 +264,7 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, dict[str, Any]]:
         if section not in sections or not key:
             continue
         parsed: Any = value
-        if value[:1] in "[{" or section == "auth" and key == "platform_keys":
+        if value[:1] in "[{" or (section == "auth" and key == "platform_keys"):
             try:
                 parsed = tomllib.loads(f"v = {value}")["v"]
             except tomllib.TOMLDecodeError:
@@ -277,8 +277,9 @@ def _resolve(base: Path, value: str) -> str:
     return value if not value or Path(value).is_absolute() else str(base / value)
 
 
-def load_settings(path: str | os.PathLike[str] | None = None,
-                  environ: dict[str, str] | None = None) -> Settings:
+def load_settings(
+    path: str | os.PathLike[str] | None = None, environ: dict[str, str] | None = None
+) -> Settings:
     """Read the TOML file (optional) and the environment into validated :class:`Settings`."""
     environ = dict(os.environ if environ is None else environ)
     data: dict[str, Any] = {}
@@ -312,8 +313,10 @@ def load_settings(path: str | os.PathLike[str] | None = None,
         update={"file": _resolve(base, settings.community.file)}
     )
     mqtt = settings.mqtt.model_copy(
-        update={k: _resolve(base, getattr(settings.mqtt, k))
-                for k in ("ca_file", "cert_file", "key_file")}
+        update={
+            k: _resolve(base, getattr(settings.mqtt, k))
+            for k in ("ca_file", "cert_file", "key_file")
+        }
     )
     return settings.model_copy(update={"store": store, "community": community, "mqtt": mqtt})
 

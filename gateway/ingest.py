@@ -104,8 +104,9 @@ class Ingest:
                 if state is None:
                     decoded = self._decode(t, m.payload, received)
                     state = store.discover(t.device, t.community, t.device_class)
-                    log.info("discovered device %s (%s in %s)", t.device, t.device_class,
-                             t.community)
+                    log.info(
+                        "discovered device %s (%s in %s)", t.device, t.device_class, t.community
+                    )
                 elif state.device_class != t.device_class or state.community != t.community:
                     if t.device_class not in PROFILES:
                         raise Rejected("unknown_class", t.device_class[:64])
@@ -128,7 +129,11 @@ class Ingest:
 
     def _decode(self, t: topics.Topic, payload: bytes, received_ms: int) -> Decoded:
         return decode(
-            t.device_class, t.message, t.device, payload, received_ms,
+            t.device_class,
+            t.message,
+            t.device,
+            payload,
+            received_ms,
             max_bytes=self.max_payload_bytes,
         )
 
@@ -146,14 +151,18 @@ class Ingest:
         except Exception as exc:  # a full disk, a locked file: retry, never ack unwritten data
             if self._failing_since is None:
                 self._failing_since = time.monotonic()
-                log.error("journal write failed, holding %d messages unacknowledged: %s",
-                          len(accepted) + len(dead), exc)
+                log.error(
+                    "journal write failed, holding %d messages unacknowledged: %s",
+                    len(accepted) + len(dead),
+                    exc,
+                )
             loop = self._loop or asyncio.get_running_loop()
             self._timer = loop.call_later(1.0, self.flush)
             return
         if self._failing_since is not None:
-            log.warning("journal writes recovered after %.1f s",
-                        time.monotonic() - self._failing_since)
+            log.warning(
+                "journal writes recovered after %.1f s", time.monotonic() - self._failing_since
+            )
             self._failing_since = None
         self._accepted, self._dead, self._acks = [], [], {}
         for token, ids in acks.items():

@@ -103,8 +103,12 @@ class Gateway:
             asyncio.create_task(self._every(5.0, self._liveness), name="liveness"),
             asyncio.create_task(self._every(RETENTION_EVERY_S, self._retention), name="retention"),
         ]
-        log.info("gateway up: broker %s, store %s, %d registered devices",
-                 self.mqtt_url, s.store.path, len(self.registry.devices))
+        log.info(
+            "gateway up: broker %s, store %s, %d registered devices",
+            self.mqtt_url,
+            s.store.path,
+            len(self.registry.devices),
+        )
 
     def _start_influx(self) -> None:
         from gateway.sinks.influx import InfluxSettings, InfluxSink
@@ -113,9 +117,16 @@ class Gateway:
         assert cfg is not None and self.ingest is not None
         sink = InfluxSink(
             InfluxSettings(
-                url=cfg.url, api=cfg.api, token=cfg.token, org=cfg.org, bucket=cfg.bucket,
-                database=cfg.database, username=cfg.username, password=cfg.password,
-                timeout_s=cfg.timeout_s, verify_tls=cfg.verify_tls,
+                url=cfg.url,
+                api=cfg.api,
+                token=cfg.token,
+                org=cfg.org,
+                bucket=cfg.bucket,
+                database=cfg.database,
+                username=cfg.username,
+                password=cfg.password,
+                timeout_s=cfg.timeout_s,
+                verify_tls=cfg.verify_tls,
             ),
             self.settings.store.path,
             batch_size=cfg.batch_size,
@@ -171,8 +182,11 @@ class Gateway:
             keep_from = self.store.load_cursor("influx")
         deleted = self.store.expire(cutoff, keep_after_id=keep_from)
         if deleted:
-            log.info("retention: removed %d journal rows older than %d days", deleted,
-                     self.settings.store.retention_days)
+            log.info(
+                "retention: removed %d journal rows older than %d days",
+                deleted,
+                self.settings.store.retention_days,
+            )
 
     async def stop(self) -> None:
         for task in self._tasks:

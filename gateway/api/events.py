@@ -27,16 +27,18 @@ async def list_events(
     if device is not None:
         ids: list[int] | None = [visible_device(gateway, principal, device).id]
     elif principal.communities is not None:
-        ids = [
-            st.id for st in gateway.store.devices.values() if principal.may_see(st.community)
-        ]
+        ids = [st.id for st in gateway.store.devices.values() if principal.may_see(st.community)]
     else:
         ids = None
     try:
         until_ms = parse_time(until, "until") if until else int(time.time() * 1000) + 300_000
         since_ms = parse_time(since, "since") if since else 0
         page = await run_in_threadpool(
-            gateway.queries.events, ids, since=since_ms, until=until_ms, limit=limit,
+            gateway.queries.events,
+            ids,
+            since=since_ms,
+            until=until_ms,
+            limit=limit,
             cursor=cursor,
         )
     except QueryError as exc:

@@ -64,8 +64,11 @@ def render_metrics(gateway: Any) -> str:
     for state in ("online", "offline", "unknown"):
         _line(out, "courtyard_devices", states[state], {"state": state})
     metric("courtyard_devices_discovered", "gauge", "Devices heard but not in the registry")
-    _line(out, "courtyard_devices_discovered",
-          sum(1 for st in store.devices.values() if not st.registered))
+    _line(
+        out,
+        "courtyard_devices_discovered",
+        sum(1 for st in store.devices.values() if not st.registered),
+    )
     metric("courtyard_mqtt_connected", "gauge", "1 while connected to the broker")
     _line(out, "courtyard_mqtt_connected", int(bool(client and client.connected)))
     if client is not None:

@@ -9,6 +9,7 @@ docs/broker.md lists the same settings for an operator's own broker.
 from __future__ import annotations
 
 import asyncio
+import getpass
 import logging
 import shutil
 import socket
@@ -20,6 +21,9 @@ log = logging.getLogger(__name__)
 CONFIG_TEMPLATE = """\
 # Written by Courtyard for its embedded broker; regenerated at every start.
 listener {port} {host}
+# stay the user that started it (as root Mosquitto would switch to "mosquitto", which cannot
+# write the persistence file into the gateway's data folder)
+user {user}
 allow_anonymous true
 persistence true
 persistence_location {data}/
@@ -88,34 +92,42 @@ class EmbeddedBroker:
             self.port = free_port(self.host)
         self.config_path.write_text(
             CONFIG_TEMPLATE.format(
-                port=self.port, host=self.host, data=broker_dir, log=broker_dir / "mosquitto.log"
+                port=self.port,
+                host=self.host,
+                data=broker_dir,
+                log=broker_dir / "mosquitto.log",
+                user=getpass.getuser(),
             )
         )
         return self.config_path
 
-    async def start(self, timeout: float = 10.0) -> None:
+    async def start(self, wait_s: float = 10.0) -> None:
         binary = find_mosquitto()
         self.write_config()
-        await self._spawn(binary, timeout)
+        await self._spawn(binary, wait_s)
         self._task = asyncio.create_task(self._supervise(binary), name="embedded-broker")
         log.info("embedded Mosquitto listening on %s (data in %s)", self.url, self.data_dir)
 
-    async def _spawn(self, binary: str, timeout: float) -> None:
+    async def _spawn(self, binary: str, wait_s: float) -> None:
         self._proc = await asyncio.create_subprocess_exec(
-            binary, "-c", str(self.config_path),
+            binary,
+            "-c",
+            str(self.config_path),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
         )
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
             if self._proc.returncode is not None:
                 err = b""
                 if self._proc.stderr is not None:
                     err = await self._proc.stderr.read()
-                raise BrokerError(f"mosquitto exited with {self._proc.returncode}: "
-                                  f"{err.decode(errors='replace').strip()}")
+                raise BrokerError(
+                    f"mosquitto exited with {self._proc.returncode}: "
+                    f"{err.decode(errors='replace').strip()}"
+                )
             try:
                 _, writer = await asyncio.open_connection(self.host, self.port)
             except OSError:
@@ -123,7 +135,7 @@ class EmbeddedBroker:
                 continue
             writer.close()
             return
-        raise BrokerError(f"mosquitto did not listen on {self.url} within {timeout} s")
+        raise BrokerError(f"mosquitto did not listen on {self.url} within {wait_s} s")
 
     async def _supervise(self, binary: str) -> None:
         delay = 0.5
@@ -146,14 +158,14 @@ class EmbeddedBroker:
                 log.warning("embedded Mosquitto restarted")
                 break
 
-    async def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM (Mosquitto saves its state on a clean exit), then SIGKILL after timeout."""
+    async def stop(self, wait_s: float = 10.0) -> None:
+        """SIGTERM (Mosquitto saves its state on a clean exit), then SIGKILL after ``wait_s``."""
         self._stopping = True
         proc = self._proc
         if proc is not None and proc.returncode is None:
             proc.terminate()
             try:
-                await asyncio.wait_for(proc.wait(), timeout)
+                await asyncio.wait_for(proc.wait(), wait_s)
             except TimeoutError:
                 proc.kill()
                 await proc.wait()

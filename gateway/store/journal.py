@@ -214,8 +214,14 @@ class Store:
                     "INSERT INTO dead_letters (received_ms, topic, reason, detail, size, head)"
                     " VALUES (?, ?, ?, ?, ?, ?)",
                     [
-                        (d.received_ms, d.topic, d.reason, d.detail[:500], len(d.payload),
-                         d.payload[:HEAD_BYTES])
+                        (
+                            d.received_ms,
+                            d.topic,
+                            d.reason,
+                            d.detail[:500],
+                            len(d.payload),
+                            d.payload[:HEAD_BYTES],
+                        )
                         for d in dead
                     ],
                 )
@@ -265,8 +271,9 @@ class Store:
         ids (the sinks' cursors) never restart from 1."""
         limit = " AND id < (SELECT max(id) FROM journal)"
         limit += "" if keep_after_id is None else " AND id <= ?"
-        params: tuple[int, ...] = (before_ms,) if keep_after_id is None else (
-            before_ms, keep_after_id)
+        params: tuple[int, ...] = (
+            (before_ms,) if keep_after_id is None else (before_ms, keep_after_id)
+        )
         with self._transaction() as conn:
             cur = conn.execute(f"DELETE FROM journal WHERE received_ms < ?{limit}", params)  # noqa: S608
             conn.execute("DELETE FROM dead_letters WHERE received_ms < ?", (before_ms,))

@@ -107,8 +107,18 @@ class Queries:
                     " AND (ts_ms > ? OR (ts_ms = ? AND seq > ?)) AND ts_ms >= ?"
                     " AND json_type(body, ?) IN ('integer', 'real', 'true', 'false')"
                     " ORDER BY ts_ms, seq LIMIT ?",
-                    (path, device_id, TELEMETRY, until, after_ts, after_ts, after_seq, since,
-                     path, limit + 1),
+                    (
+                        path,
+                        device_id,
+                        TELEMETRY,
+                        until,
+                        after_ts,
+                        after_ts,
+                        after_seq,
+                        since,
+                        path,
+                        limit + 1,
+                    ),
                 ).fetchall()
                 more = len(rows) > limit
                 rows = rows[:limit]
@@ -123,12 +133,20 @@ class Queries:
                 if counter
                 else "SELECT ts_ms / :e * :e AS b, avg(v) FROM src GROUP BY b ORDER BY b LIMIT :n"
             )
+            # the SQL is built from constants only; every value is a parameter
             rows = conn.execute(
-                "WITH src AS (SELECT ts_ms, seq, json_extract(body, :p) AS v FROM journal"
+                "WITH src AS (SELECT ts_ms, seq, json_extract(body, :p) AS v FROM journal"  # noqa: S608
                 " WHERE device_id = :d AND kind = :k AND ts_ms >= :s AND ts_ms <= :u"
                 " AND json_type(body, :p) IN ('integer', 'real', 'true', 'false')) " + agg,
-                {"p": path, "d": device_id, "k": TELEMETRY, "s": start, "u": until,
-                 "e": every_ms, "n": limit + 1},
+                {
+                    "p": path,
+                    "d": device_id,
+                    "k": TELEMETRY,
+                    "s": start,
+                    "u": until,
+                    "e": every_ms,
+                    "n": limit + 1,
+                },
             ).fetchall()
         more = len(rows) > limit
         rows = rows[:limit]
@@ -174,8 +192,15 @@ class Queries:
         for row_id, device, community, cls, ts, flag, body in rows:
             attrs = orjson.loads(body)
             name = attrs.pop("event", None)
-            item = {"id": row_id, "device": device, "community": community, "class": cls,
-                    "event": name, "ts": ts, "attrs": attrs}
+            item = {
+                "id": row_id,
+                "device": device,
+                "community": community,
+                "class": cls,
+                "event": name,
+                "ts": ts,
+                "attrs": attrs,
+            }
             if flag:
                 item["ts_flag"] = flag
             items.append(item)
@@ -183,14 +208,25 @@ class Queries:
 
     def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
         with self._lock:
-            rows = self._c().execute(
-                "SELECT id, received_ms, topic, reason, detail, size, head FROM dead_letters"
-                " ORDER BY id DESC LIMIT ?",
-                (limit,),
-            ).fetchall()
+            rows = (
+                self._c()
+                .execute(
+                    "SELECT id, received_ms, topic, reason, detail, size, head FROM dead_letters"
+                    " ORDER BY id DESC LIMIT ?",
+                    (limit,),
+                )
+                .fetchall()
+            )
         return [
-            {"id": r[0], "received": r[1], "topic": r[2], "reason": r[3], "detail": r[4],
-             "size": r[5], "head": bytes(r[6]).decode("utf-8", errors="replace")}
+            {
+                "id": r[0],
+                "received": r[1],
+                "topic": r[2],
+                "reason": r[3],
+                "detail": r[4],
+                "size": r[5],
+                "head": bytes(r[6]).decode("utf-8", errors="replace"),
+            }
             for r in rows
         ]
 

@@ -11,6 +11,7 @@ import pytest
 
 from tests.integration.servers import GatewayProcess, Mosquitto
 
+
 @pytest.fixture
 def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
     broker = Mosquitto(tmp_path / "broker")
@@ -37,8 +38,9 @@ class Publisher:
     """A plain paho client standing in for devices (the independent side of the wire)."""
 
     def __init__(self, port: int) -> None:
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-publisher",
-                                  protocol=mqtt.MQTTv311)
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id="test-publisher", protocol=mqtt.MQTTv311
+        )
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
 

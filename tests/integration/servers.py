@@ -5,6 +5,7 @@ A missing binary is a failure with a clear message, never a skip.
 
 from __future__ import annotations
 
+import getpass
 import os
 import shutil
 import signal
@@ -34,10 +35,13 @@ def wait_port(host: str, port: int, timeout: float = 10.0) -> None:
 
 
 def need(binary: str, package: str) -> str:
-    path = shutil.which(binary) or (f"/usr/sbin/{binary}" if Path(f"/usr/sbin/{binary}").exists()
-                                    else None)
+    path = shutil.which(binary) or (
+        f"/usr/sbin/{binary}" if Path(f"/usr/sbin/{binary}").exists() else None
+    )
     if path is None:
-        raise RuntimeError(f"{binary} is not installed: apt-get install {package} (make setup-test)")
+        raise RuntimeError(
+            f"{binary} is not installed: apt-get install {package} (make setup-test)"
+        )
     return path
 
 
@@ -51,8 +55,13 @@ class Mosquitto:
         self.proc: subprocess.Popen[bytes] | None = None
         self.binary = need("mosquitto", "mosquitto")
         (self.dir / "mosquitto.conf").write_text(
-            CONFIG_TEMPLATE.format(port=self.port, host="127.0.0.1", data=self.dir,
-                                   log=self.dir / "mosquitto.log")
+            CONFIG_TEMPLATE.format(
+                port=self.port,
+                host="127.0.0.1",
+                data=self.dir,
+                log=self.dir / "mosquitto.log",
+                user=getpass.getuser(),
+            )
         )
 
     @property
@@ -62,7 +71,8 @@ class Mosquitto:
     def start(self) -> None:
         self.proc = subprocess.Popen(
             [self.binary, "-c", str(self.dir / "mosquitto.conf")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         wait_port("127.0.0.1", self.port)
 
@@ -77,9 +87,16 @@ class Mosquitto:
 class GatewayProcess:
     """``courtyard serve --config FILE`` as a child process (so it can be killed with -9)."""
 
-    def __init__(self, workdir: Path, *, mqtt_url: str | None, influx: dict[str, Any] | None = None,
-                 registry: str = "", platform_key: str = "test-platform-key-0123456789",
-                 extra: str = "") -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        mqtt_url: str | None,
+        influx: dict[str, Any] | None = None,
+        registry: str = "",
+        platform_key: str = "test-platform-key-0123456789",
+        extra: str = "",
+    ) -> None:
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.api_port = free_port()
@@ -87,9 +104,19 @@ class GatewayProcess:
         lines = ["[mqtt]"]
         if mqtt_url:
             lines.append(f'url = "{mqtt_url}"')
-        lines += ['client_id = "courtyard-test"', "", "[store]", 'path = "courtyard.db"', "",
-                  "[api]", f'listen = "127.0.0.1:{self.api_port}"', "", "[auth]",
-                  f'platform_keys = ["{platform_key}"]', ""]
+        lines += [
+            'client_id = "courtyard-test"',
+            "",
+            "[store]",
+            'path = "courtyard.db"',
+            "",
+            "[api]",
+            f'listen = "127.0.0.1:{self.api_port}"',
+            "",
+            "[auth]",
+            f'platform_keys = ["{platform_key}"]',
+            "",
+        ]
         if influx:
             lines.append("[influxdb]")
             lines += [f'{k} = "{v}"' for k, v in influx.items()]
@@ -113,9 +140,18 @@ class GatewayProcess:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "gateway.cli", "serve", "--config",
-                 str(self.dir / "courtyard.toml")],
-                stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO,
+                [
+                    sys.executable,
+                    "-m",
+                    "gateway.cli",
+                    "serve",
+                    "--config",
+                    str(self.dir / "courtyard.toml"),
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=REPO,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -134,8 +170,12 @@ class GatewayProcess:
         return self.log.read_text(errors="replace")[-5000:] if self.log.exists() else ""
 
     def get(self, path: str, **params: Any) -> httpx.Response:
-        return httpx.get(f"{self.api}{path}", params=params,
-                         headers={"Authorization": f"Bearer {self.key}"}, timeout=10)
+        return httpx.get(
+            f"{self.api}{path}",
+            params=params,
+            headers={"Authorization": f"Bearer {self.key}"},
+            timeout=10,
+        )
 
     def stop(self) -> int | None:
         if self.proc is None:

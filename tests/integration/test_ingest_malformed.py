@@ -44,8 +44,11 @@ MALFORMED: list[tuple[str, bytes, str]] = [
     (T, b"x" * (1024 * 1024), "too_large"),
     (T, b"", "empty"),
     (T, b"[" * 20 + b"]" * 20, "too_deep"),
-    (T, json.dumps({"a": {"b": {"c": {"d": {"e": {"f": {"g": {"h": {"i": 1}}}}}}}}}).encode(),
-     "too_deep"),
+    (
+        T,
+        json.dumps({"a": {"b": {"c": {"d": {"e": {"f": {"g": {"h": {"i": 1}}}}}}}}}).encode(),
+        "too_deep",
+    ),
     ("community/c1/boiler/m-1/telemetry", b'{"temp_c": 50}', "unknown_class"),
     ("community/c1/meter/m-1", b'{"power_w": 1}', "bad_topic"),
     ("community/c1/meter/m-1/telemetry/extra", b'{"power_w": 1}', "bad_topic"),
@@ -75,20 +78,29 @@ def test_every_malformed_kind_is_dead_lettered_and_the_flow_goes_on(
     publisher.publish(T, json.dumps({"ts": now + 3_600_000, "seq": 999, "power_w": 7.5}))
 
     db = sqlite3.connect(gw.db)
-    wait_for(lambda: db.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
-             >= len(MALFORMED), what="dead letters")
+    wait_for(
+        lambda: db.execute("SELECT count(*) FROM dead_letters").fetchone()[0] >= len(MALFORMED),
+        what="dead letters",
+    )
     rows = db.execute("SELECT topic, reason, size, length(head) FROM dead_letters ORDER BY id")
     got = [(topic, reason) for topic, reason, _, _ in rows]
     expected = [(topic, reason) for topic, _, reason in MALFORMED]
     assert sorted(got) == sorted(expected)
     size, head = db.execute(
-        "SELECT size, length(head) FROM dead_letters WHERE reason='too_large'").fetchone()
+        "SELECT size, length(head) FROM dead_letters WHERE reason='too_large'"
+    ).fetchone()
     assert size == 1024 * 1024 and head == 1024
 
-    wait_for(lambda: db.execute(
-        "SELECT count(*) FROM journal j JOIN devices d ON d.id=j.device_id"
-        " WHERE d.device='m-1' AND j.kind=0").fetchone()[0] == len(MALFORMED) + 1,
-        what="every good message stored")
+    wait_for(
+        lambda: (
+            db.execute(
+                "SELECT count(*) FROM journal j JOIN devices d ON d.id=j.device_id"
+                " WHERE d.device='m-1' AND j.kind=0"
+            ).fetchone()[0]
+            == len(MALFORMED) + 1
+        ),
+        what="every good message stored",
+    )
 
     metrics = gw.get("/metrics").text
     for reason in {r for _, _, r in MALFORMED}:
@@ -100,6 +112,7 @@ def test_every_malformed_kind_is_dead_lettered_and_the_flow_goes_on(
     assert discovered["latest"]["occupied"]["value"] is True
 
     flag, ts, received = db.execute(
-        "SELECT flag, ts_ms, received_ms FROM journal WHERE seq = 999").fetchone()
+        "SELECT flag, ts_ms, received_ms FROM journal WHERE seq = 999"
+    ).fetchone()
     assert flag == "future"
     assert ts == received and abs(ts - now) < 60_000

@@ -21,7 +21,9 @@ def test_defaults_without_a_file():
 
 def test_file_and_environment_override(tmp_path):
     cfg = write(tmp_path, "c.toml", '[mqtt]\nurl = "mqtt://a:1883"\n[store]\npath = "data/x.db"\n')
-    s = load_settings(cfg, {"COURTYARD_MQTT_URL": "mqtts://b:8883", "COURTYARD_API_LISTEN": "0.0.0.0:9000"})
+    s = load_settings(
+        cfg, {"COURTYARD_MQTT_URL": "mqtts://b:8883", "COURTYARD_API_LISTEN": "0.0.0.0:9000"}
+    )
     assert s.mqtt.host_port == ("b", 8883)
     assert s.mqtt.tls
     assert s.api.host_port == ("0.0.0.0", 9000)
@@ -37,9 +39,15 @@ def test_platform_keys_from_env_as_toml_or_comma_list():
 
 
 def test_scoped_platform_key(tmp_path):
-    cfg = write(tmp_path, "c.toml",
-                '[auth]\nplatform_keys = ["' + "x" * 16 + '", {key = "' + "y" * 16
-                + '", communities = ["c1"]}]\n')
+    cfg = write(
+        tmp_path,
+        "c.toml",
+        '[auth]\nplatform_keys = ["'
+        + "x" * 16
+        + '", {key = "'
+        + "y" * 16
+        + '", communities = ["c1"]}]\n',
+    )
     keys = load_settings(cfg, {}).auth.platform_keys
     assert keys[0].communities is None
     assert keys[1].communities == ["c1"]
