@@ -24,7 +24,7 @@ setup-test: $(STAMP)
 demo: setup
 	$(BIN)/courtyard demo
 
-test: setup-test lint
+test: setup-test lint typecheck
 	$(BIN)/python -m pytest -q
 
 test-unit: $(STAMP)

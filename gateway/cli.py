@@ -11,9 +11,12 @@ import secrets
 import signal
 import subprocess
 import sys
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from pathlib import Path
+from typing import Any
 
 import uvicorn
+from fastapi import FastAPI
 
 from gateway.config import ConfigError, Registry, Settings, load_registry, load_settings
 
@@ -34,31 +37,53 @@ def _load(config: str | None) -> tuple[Settings, Registry]:
     return settings, load_registry(settings.community.file or None)
 
 
-async def _serve(settings: Settings, registry: Registry, *, on_started: object = None) -> None:
+class _Server(uvicorn.Server):
+    """uvicorn's server without its own signal handling: SIGINT/SIGTERM are ours, so that a
+    stop is a clean exit with status 0 (uvicorn re-raises the signal after shutting down)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+OnStarted = Callable[[FastAPI, asyncio.Event], Awaitable[None]]
+
+
+async def _serve(
+    settings: Settings, registry: Registry, on_started: OnStarted | None = None
+) -> None:
+    """Run the API (and with it the gateway) until SIGINT/SIGTERM; ``on_started`` runs beside
+    it once the gateway is up and gets the stop event."""
     from gateway.app import create_app
 
     host, port = settings.api.host_port
     app = create_app(settings, registry)
-    server = uvicorn.Server(
+    server = _Server(
         uvicorn.Config(
             app, host=host, port=port, log_level="warning", lifespan="on", access_log=False
         )
     )
-    if on_started is None:
-        await server.serve()
-        return
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     serve_task = asyncio.create_task(server.serve(), name="api")
     # uvicorn offers no event to await for "started"
     while not server.started and not serve_task.done():  # noqa: ASYNC110
         await asyncio.sleep(0.05)
-    if serve_task.done():
-        await serve_task
-        return
     try:
-        await on_started(app)  # type: ignore[operator]
+        if server.started:
+            if on_started is not None:
+                await on_started(app, stop)
+            else:
+                stopper = asyncio.create_task(stop.wait())
+                await asyncio.wait({serve_task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                stopper.cancel()
     finally:
         server.should_exit = True
         await serve_task
+    if not server.started:
+        raise SystemExit(1)  # uvicorn has logged why (a port in use, a failed start-up)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -70,9 +95,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(coro: object) -> bool:
+def _run(coro: Coroutine[Any, Any, None]) -> bool:
     try:
-        asyncio.run(coro)  # type: ignore[arg-type]
+        asyncio.run(coro)
     except KeyboardInterrupt:
         pass
     except OSError as exc:
@@ -97,7 +122,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     data = Path(args.data_dir).resolve()
     data.mkdir(parents=True, exist_ok=True)
     key = os.environ.get("COURTYARD_DEMO_KEY") or secrets.token_urlsafe(24)
-    sim = dict(gates=2, entrances=4, spaces=40, meters=60, lockers=2)
+    # a lively community: everything reports 6x faster than real firmware (meters every 10 s)
+    sim: dict[str, Any] = dict(gates=2, entrances=4, spaces=40, meters=60, lockers=2, rate_scale=6)
     registry_file = data / "community.toml"
     registry_file.write_text(
         Community("127.0.0.1", 1, secret_seed=DEMO_SEED, **sim).registry_toml(), encoding="utf-8"
@@ -115,8 +141,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     registry = load_registry(settings.community.file)
     print(f"Courtyard demo: {len(registry.devices)} simulated devices, data in {data}", flush=True)
 
-    async def with_community(app: object) -> None:
-        gw = app.state.gateway  # type: ignore[attr-defined]
+    async def with_community(app: FastAPI, stop: asyncio.Event) -> None:
+        gw = app.state.gateway
         host, port = gw.mqtt_url.removeprefix("mqtt://").rsplit(":", 1)
         proc = subprocess.Popen(  # noqa: ASYNC220 - a long-lived child, waited for below
             [
@@ -130,7 +156,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 port,
                 "--secret-seed",
                 DEMO_SEED,
-                *[f"--{k}={v}" for k, v in sim.items()],
+                *[f"--{k.replace('_', '-')}={v}" for k, v in sim.items()],
             ],
             stdin=subprocess.DEVNULL,
         )
@@ -143,10 +169,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
             "  Ctrl-C stops everything.\n",
             flush=True,
         )
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
         try:
             while not stop.is_set() and proc.poll() is None:
                 with contextlib.suppress(TimeoutError):
@@ -162,7 +184,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                     proc.kill()
             print("stopping...", flush=True)
 
-    return 0 if _run(_serve(settings, registry, on_started=with_community)) else 1
+    return 0 if _run(_serve(settings, registry, with_community)) else 1
 
 
 def build_parser() -> argparse.ArgumentParser:

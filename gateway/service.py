@@ -18,7 +18,7 @@ from gateway.config import Registry, Settings
 from gateway.ingest import Ingest
 from gateway.mqtt import topics
 from gateway.mqtt.broker import EmbeddedBroker
-from gateway.mqtt.client import MqttClient
+from gateway.mqtt.client import Batch, MqttClient
 from gateway.store.journal import Accepted, Store
 from gateway.store.queries import Queries
 
@@ -144,7 +144,7 @@ class Gateway:
             ctx.load_cert_chain(m.cert_file, m.key_file or None)
         return ctx
 
-    def _ack(self, token: object, packet_ids: list[int]) -> None:
+    def _ack(self, token: Batch, packet_ids: list[int]) -> None:
         if self.client is not None:
             self.client.ack(token, packet_ids)
 

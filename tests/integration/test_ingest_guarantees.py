@@ -20,7 +20,7 @@ from firmware_stubs.flood import flood
 from tests.integration.conftest import wait_for
 from tests.integration.influx_servers import InfluxdServer
 
-OUTAGE_S = float(os.environ.get("COURTYARD_TEST_OUTAGE_S", "30"))
+OUTAGE_S = float(os.environ.get("COURTYARD_TEST_OUTAGE_S", "60"))
 
 
 def journal_telemetry(db_path: Any) -> int:
@@ -121,8 +121,9 @@ def test_influxdb_outage_under_load_loses_nothing(mosquitto, gateway_factory, tm
         )
         assert influx.count("outage", "meter", "power_w") == total
         assert journal_telemetry(gw.db) == total
-        logs = gw.logs()
-        assert logs.count("InfluxDB writes failing") <= 1 or logs.count("failing") >= 1
+        logs = gw.logs()  # the outage is logged once when it starts and once when it ends
+        assert logs.count("InfluxDB writes failing") == 1, logs
+        assert logs.count("InfluxDB writes recovered") == 1, logs
     finally:
         influx.stop()
 
