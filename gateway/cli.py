@@ -30,6 +30,9 @@ def _setup_logging(level: str) -> None:
         level=getattr(logging, level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
+    # one line per HTTP request is noise: the sinks log their transitions themselves
+    for noisy in ("httpx", "httpcore", "urllib3", "influxdb_client"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.root.level))
 
 
 def _load(config: str | None) -> tuple[Settings, Registry]:
@@ -187,6 +190,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if _run(_serve(settings, registry, with_community)) else 1
 
 
+def cmd_broker_config(args: argparse.Namespace) -> int:
+    from gateway.broker_config import write_broker_config
+
+    registry = load_registry(args.community)
+    try:
+        written = write_broker_config(
+            registry, Path(args.out), prefix=args.prefix, gateway_user=args.gateway_user
+        )
+    except (OSError, ValueError) as exc:
+        print(f"courtyard: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"wrote passwd, acl, credentials.toml and mosquitto.conf to {written.folder}: "
+        f"{written.accounts} accounts ({written.new_passwords} new passwords)"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="courtyard",
@@ -208,6 +229,16 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check-config", help="validate the config and the community file")
     c.add_argument("--config", "-c")
     c.set_defaults(func=cmd_check_config)
+    b = sub.add_parser(
+        "broker-config", help="write Mosquitto password and ACL files from the community file"
+    )
+    b.add_argument("--community", required=True, help="the community file (TOML)")
+    b.add_argument("--out", required=True, help="folder for passwd, acl, credentials.toml")
+    b.add_argument("--prefix", default="community", help='topic prefix (default "community")')
+    b.add_argument(
+        "--gateway-user", default="courtyard", help='the gateway\'s account (default "courtyard")'
+    )
+    b.set_defaults(func=cmd_broker_config)
     return p
 
 

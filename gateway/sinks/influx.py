@@ -27,7 +27,7 @@ from influxdb_client import InfluxDBClient
 from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.rest import ApiException
 
-from gateway.sinks.lineproto import Encoded, encode, payload
+from gateway.sinks.lineproto import Encoded, encode_prebuilt, payload
 from gateway.store.reader import JournalReader
 
 CURSOR = "influx"
@@ -277,10 +277,10 @@ class InfluxSink:
             if head < cursor:  # the journal was emptied and its ids start again: replay it
                 self._log.warning("journal head %d is behind the cursor %d", head, cursor)
                 cursor = 0
-            rows = reader.read_telemetry(cursor, self.batch_size)
+            rows = reader.read_lines(cursor, self.batch_size)
             position = cursor
             if rows:
-                encoded = encode(rows)
+                encoded = encode_prebuilt(rows, reader.read_telemetry_ids)
                 self._dead_letter_unencodable(reader, encoded)
                 if encoded.lines:
                     if not self._deliver(reader, writer, encoded):

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
 
 import orjson
 
-from gateway.store.reader import TelemetryRow
+from gateway.store.reader import LineRow, TelemetryRow
 
 # Skip reasons (stable codes, used in dead letters)
 BAD_NAME = "bad_name"
@@ -47,7 +47,7 @@ class Encoded(NamedTuple):
     """
 
     lines: list[str]
-    rows: list[TelemetryRow]
+    rows: list[Any]  # TelemetryRow or LineRow: each has .id and .device
     skipped: list[tuple[TelemetryRow, str]]
     dropped_fields: int
 
@@ -164,3 +164,16 @@ def encode(rows: Iterable[TelemetryRow]) -> Encoded:
         lines.append(f"{series} {','.join(fields)} {row.ts_ms}")
         kept.append(row)
     return Encoded(lines, kept, skipped, dropped)
+
+
+def encode_prebuilt(
+    rows: Sequence[LineRow], slow: Callable[[list[int]], list[TelemetryRow]]
+) -> Encoded:
+    """Points that SQLite built (:meth:`JournalReader.read_lines`); the few rows it could not
+    build are fetched with ``slow`` and encoded here."""
+    kept = [r for r in rows if r.line is not None]
+    lines = [r.line for r in kept if r.line is not None]
+    if len(kept) == len(rows):
+        return Encoded(lines, kept, [], 0)
+    rest = encode(slow([r.id for r in rows if r.line is None]))
+    return Encoded(lines + rest.lines, kept + rest.rows, rest.skipped, rest.dropped_fields)

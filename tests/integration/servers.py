@@ -156,7 +156,9 @@ class GatewayProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"gateway exited with {self.proc.returncode}:\n{self.logs()}")
+                raise RuntimeError(
+                    f"gateway exited with {self.proc.returncode}:\n{self.logs()[-5000:]}"
+                )
             try:
                 r = httpx.get(f"{self.api}/healthz", timeout=1)
                 if r.status_code == 200 and r.json().get("mqtt_connected"):
@@ -164,10 +166,10 @@ class GatewayProcess:
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
-        raise TimeoutError(f"gateway not ready after {timeout} s:\n{self.logs()}")
+        raise TimeoutError(f"gateway not ready after {timeout} s:\n{self.logs()[-5000:]}")
 
     def logs(self) -> str:
-        return self.log.read_text(errors="replace")[-5000:] if self.log.exists() else ""
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
 
     def get(self, path: str, **params: Any) -> httpx.Response:
         return httpx.get(

@@ -68,7 +68,7 @@ def fill(db: Path, n: int, *, devices: int = 10, start: int = 0, poison: int | N
             kind="telemetry",
             ts_ms=T0 + i,
             seq=i,
-            fields={"energy_kwh": i * 0.5, "power_w": i},
+            fields={"energy_kwh": i * 0.5, "power_w": float(i)},  # the decoder writes floats
         )
         batch.append(Accepted(store.devices[name], msg, T0 + i))
     store.write(batch, [])
