@@ -132,3 +132,21 @@ async def test_state_survives_reopen(store):
     assert again.devices["m-1"].latest["energy_kwh"][0] == 42
     assert again.devices["m-1"].online is True
     again.close()
+
+
+async def test_retention_never_deletes_unsent_rows_or_the_newest(store):
+    ingest = Ingest(store, prefix="community", acker=Acks())
+    old = [
+        Msg("community/c1/meter/m-1/telemetry", telemetry(i, power_w=i), received_at_ms=NOW + i)
+        for i in range(10)
+    ]
+    ingest.on_batch(old, "t")
+    ingest.flush()
+    # rows 1..10; a sink has sent up to row 6; everything is older than the cutoff
+    deleted = store.expire(NOW + 1000, keep_after_id=6)
+    assert deleted == 6
+    ids = [r for (r,) in store.conn.execute("SELECT id FROM journal ORDER BY id")]
+    assert ids == [7, 8, 9, 10]
+    # with no sink every old row may go, except the newest (row ids must never restart)
+    assert store.expire(NOW + 1000) == 3
+    assert [r for (r,) in store.conn.execute("SELECT id FROM journal")] == [10]

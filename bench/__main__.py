@@ -1,0 +1,198 @@
+"""``make bench``: Courtyard against its references, side by side, in one run.
+
+    make bench                 # the full run (100k messages, 3 rounds, 1k/10k/100k devices)
+    BENCH_QUICK=1 make bench   # a quick run (20k messages, 1 round, 1k/10k devices)
+
+Prints a table and writes bench/results.json: the machine, the versions of the servers, and for
+every figure its median, min, max and runs. Ratios are taken per round (the reference and
+Courtyard measured back to back on the same queue), then summarised.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench import ingest, scale
+from tests.integration.influx_servers import VictoriaMetricsServer
+from tests.integration.servers import Mosquitto
+
+QUICK = os.environ.get("BENCH_QUICK") == "1"
+RESULTS = Path(__file__).resolve().parent / "results.json"
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def summary(values: list[float]) -> dict[str, Any]:
+    return {
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+        "runs": len(values),
+    }
+
+
+def version(cmd: list[str]) -> str:
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return "not installed"
+    text = (out.stdout or out.stderr).strip().splitlines()
+    return text[0] if text else "unknown"
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "load_avg_at_start": os.getloadavg(),
+    }
+
+
+def run_ingest(work: Path, messages: int, rounds: int) -> dict[str, list[float]]:
+    try:
+        from bench import nodered
+    except ImportError:
+        nodered = None  # type: ignore[assignment]
+    out: dict[str, list[float]] = {
+        k: []
+        for k in (
+            "mosquitto_sub",
+            "gateway",
+            "diy_paho",
+            "node_red",
+            "node_red_lost",
+            "ratio_to_mosquitto_sub",
+            "ratio_to_diy_paho",
+            "ratio_to_node_red",
+        )
+    }
+    for r in range(rounds):
+        rw = work / f"round-{r}"
+        broker = Mosquitto(rw / "broker")
+        broker.start()
+        sinks = {
+            name: VictoriaMetricsServer(rw / f"vm-{name}") for name in ("gateway", "diy", "nodered")
+        }
+        for vm in sinks.values():
+            vm.start()
+        try:
+            ids = [*ingest.SESSIONS.values(), "bench-nodered"]
+            ingest.make_sessions(broker.port, ids)
+            log(f"round {r + 1}/{rounds}: queueing {messages} messages")
+            ingest.queue(broker.port, messages, r)
+            ref = ingest.drain_mosquitto_sub(broker.port, messages)
+            log(f"  mosquitto_sub  {ref:10,.0f} msg/s")
+            gw = ingest.drain_gateway(
+                rw / "gateway", ingest.Servers(broker, sinks["gateway"]), messages, "bench"
+            )
+            stored = ingest.stored(sinks["gateway"], messages)
+            if stored != messages:
+                raise SystemExit(f"the gateway stored {stored} of {messages} points")
+            log(f"  gateway        {gw:10,.0f} msg/s (all {stored} points in InfluxDB)")
+            diy = ingest.drain_diy(broker.port, messages, sinks["diy"].url, "bench")
+            diy_stored = ingest.stored(sinks["diy"], messages)
+            log(f"  paho+influx    {diy:10,.0f} msg/s ({diy_stored} points stored)")
+            out["mosquitto_sub"].append(ref)
+            out["gateway"].append(gw)
+            out["diy_paho"].append(diy)
+            out["ratio_to_mosquitto_sub"].append(gw / ref)
+            out["ratio_to_diy_paho"].append(gw / diy)
+            if nodered is not None:
+                res = nodered.drain_nodered(
+                    broker.port,
+                    "bench-nodered",
+                    messages,
+                    sinks["nodered"].url,
+                    rw / "nodered",
+                    lambda vm=sinks["nodered"]: vm.count("meter_power_w"),
+                )
+                log(f"  node-red       {res['rate']:10,.0f} msg/s ({res['lost']} lost)")
+                out["node_red"].append(res["rate"])
+                out["node_red_lost"].append(float(res["lost"]))
+                out["ratio_to_node_red"].append(gw / res["rate"] if res["rate"] else 0.0)
+        finally:
+            for vm in sinks.values():
+                vm.stop()
+            broker.stop()
+    return {k: v for k, v in out.items() if v}
+
+
+def run_optional(name: str, fn: Callable[[], dict[str, list[float]]]) -> dict[str, list[float]]:
+    try:
+        return fn()
+    except Exception as exc:  # a missing optional part is reported, not fatal
+        log(f"{name}: not measured: {exc}")
+        return {}
+
+
+def main() -> None:
+    messages = 20_000 if QUICK else 100_000
+    rounds = 1 if QUICK else 3
+    sizes = (1_000, 10_000) if QUICK else (1_000, 10_000, 100_000)
+    work = Path(tempfile.mkdtemp(prefix="courtyard-bench-"))
+    results: dict[str, Any] = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "quick": QUICK,
+        "machine": machine(),
+        "versions": {
+            "mosquitto": version(["mosquitto", "-h"]),
+            "influxd": version(["influxd", "version"]),
+            "victoria-metrics": version(["victoria-metrics", "-version"]),
+            "node-red": version(
+                ["node", "bench/.node-red/node_modules/node-red/red.js", "--version"]
+            ),
+        },
+        "figures": {},
+    }
+    figures: dict[str, list[float]] = {}
+    for key, values in run_ingest(work, messages, rounds).items():
+        rate = key in ("mosquitto_sub", "gateway", "diy_paho", "node_red")
+        figures[f"ingest.{key}_msgs_per_s" if rate else f"ingest.{key}"] = values
+    log("scale: registering devices")
+    sc = scale.run(work / "scale", sizes)
+    figures["scale.bytes_per_device"] = [sc["bytes_per_device"]]
+    for p in sc["points"]:
+        figures[f"scale.rss_mib_{p['devices']}"] = [p["rss_bytes"] / 2**20]
+        figures[f"scale.startup_s_{p['devices']}"] = [p["startup_s"]]
+    for module in ("alert_latency", "unlock"):
+        figures.update(run_optional(module, lambda m=module: _latency(m, QUICK)))
+    results["figures"] = {k: summary(v) for k, v in figures.items()}
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\n{'figure':40} {'median':>14} {'min':>14} {'max':>14} runs")
+    for key, s in results["figures"].items():
+        print(f"{key:40} {s['median']:14,.2f} {s['min']:14,.2f} {s['max']:14,.2f} {s['runs']:4}")
+    print(f"\nwritten to {RESULTS}")
+
+
+def _latency(module: str, quick: bool) -> dict[str, list[float]]:
+    import importlib
+
+    mod = importlib.import_module(f"bench.{module}")
+    result: dict[str, list[float]] = mod.bench(quick=quick)
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""Alert latency: a door's ``door_forced`` publish to the signed ``alert.raised`` webhook at a
+real receiver, under background load.
+
+A private Mosquitto, the gateway as a child process (``courtyard serve``), a receiver that
+verifies every signature (standardwebhooks), and the flood generator publishing meter
+telemetry at ``--rate`` messages/s (QoS 1) while ``--alerts`` doors are forced one by one.
+
+    .venv/bin/python bench/alert_latency.py [--rate 5000] [--alerts 200] [--interval 0.05]
+
+Prints one JSON line: p50/p99/max in ms, and the background rate really achieved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.integration.alerting_helpers import config, registry  # noqa: E402
+from tests.integration.servers import GatewayProcess, Mosquitto  # noqa: E402
+from tests.unit.webhooks.receiver import Receiver  # noqa: E402
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def run(rate: int, alerts: int, interval: float, verbose: bool = False) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        broker = Mosquitto(Path(tmp) / "broker")
+        broker.start()
+        receiver = Receiver(strict_time=True)
+        gw = GatewayProcess(
+            Path(tmp) / "gw",
+            mqtt_url=broker.url,
+            registry=registry(alerts),
+            extra=config(receiver.url),
+        )
+        flood = None
+        pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-doors")
+        try:
+            gw.start()
+            duration = alerts * interval + 8
+            if rate > 0:
+                flood = subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "firmware_stubs",
+                        "flood",
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        str(broker.port),
+                        "--devices",
+                        "1000",
+                        "--messages",
+                        str(int(rate * duration)),
+                        "--rate",
+                        str(rate),
+                        "--quiet",
+                    ],
+                    cwd=REPO,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                )
+                time.sleep(4)  # steady load (the 1,000 flood devices discovered) first
+            pub.connect("127.0.0.1", broker.port)
+            pub.loop_start()
+            sent: dict[str, float] = {}
+            for i in range(alerts):
+                door = f"door-{i:03d}"
+                body = json.dumps({"ts": int(time.time() * 1000), "event": "door_forced"})
+                sent[door] = time.time()
+                pub.publish(f"community/c1/access/{door}/event", body, qos=1)
+                time.sleep(interval)
+            deadline = time.monotonic() + 30
+            while len(receiver.of_type("alert.raised")) < alerts and time.monotonic() < deadline:
+                time.sleep(0.05)
+            got = {r["data"]["device"]: r["at"] for r in receiver.of_type("alert.raised")}
+            lat = [(got[d] - t0) * 1000 for d, t0 in sent.items() if d in got]
+            if verbose:
+                start = min(sent.values())
+                slow = sorted(((got[d] - t0) * 1000, t0 - start) for d, t0 in sent.items())
+                print("slowest (ms, at s):", [(round(a), round(b, 2)) for a, b in slow[-12:]])
+            background = {}
+            if flood is not None:
+                out, _ = flood.communicate(timeout=120)
+                background = json.loads(out.decode().strip().splitlines()[-1])
+            return {
+                "alerts": alerts,
+                "delivered": len(lat),
+                "bad_signatures": receiver.bad_signatures,
+                "p50_ms": round(statistics.median(lat), 1),
+                "p99_ms": round(percentile(lat, 0.99), 1),
+                "max_ms": round(max(lat), 1),
+                "background_rate_msg_s": round(float(background.get("rate", 0)), 0),
+            }
+        finally:
+            pub.loop_stop()
+            if flood is not None and flood.poll() is None:
+                flood.kill()
+            gw.stop()
+            receiver.close()
+            broker.stop()
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rate", type=int, default=5000, help="background messages/s (0: none)")
+    p.add_argument("--alerts", type=int, default=200)
+    p.add_argument("--interval", type=float, default=0.05, help="seconds between doors")
+    p.add_argument("--verbose", action="store_true", help="list the slowest deliveries")
+    a = p.parse_args()
+    print(json.dumps(run(a.rate, a.alerts, a.interval, a.verbose)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
