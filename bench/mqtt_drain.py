@@ -25,18 +25,13 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
+from gateway.mqtt.broker import free_port
 from gateway.mqtt.client import Batch, Message, MqttClient
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 TOPIC_FILTER = "bench/#"
 OURS_ID = "drain-ours"
 REF_ID = "drain-ref"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start_broker(workdir: Path, port: int, autosave: int) -> subprocess.Popen[bytes]:

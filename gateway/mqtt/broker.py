@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import logging
+import random
 import shutil
 import socket
 import time
@@ -50,7 +51,23 @@ class BrokerError(Exception):
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
+    """A free TCP port below the kernel's ephemeral range, so that no outgoing connection takes
+    it between now and the moment a server binds it (or binds it again after a restart)."""
+    low, high = 20000, 32767
+    try:
+        ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+        high = min(high, ephemeral_low - 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    for _ in range(200):
+        port = random.randint(low, high)
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as s:  # a crowded range: let the kernel choose
         s.bind((host, 0))
         return int(s.getsockname()[1])
 

@@ -447,6 +447,9 @@ class Parser:
             length = buf[pos + 1]
             if length < 0x80:
                 start = pos + 2
+            elif n - pos > 2 and buf[pos + 2] < 0x80 and buf[pos + 2]:  # two bytes: < 16 KiB
+                length = (length & 0x7F) | (buf[pos + 2] << 7)
+                start = pos + 3
             else:
                 length, start = _varint_at(buf, pos + 1, n)
                 if length < 0:  # the remaining length itself is split

@@ -23,8 +23,25 @@ def subscription(prefix: str) -> str:
     return f"{prefix}/#"
 
 
+_CACHE: dict[tuple[str, str], Topic] = {}
+_CACHE_MAX = 200_000  # a few topics per device; cleared, not grown, beyond this
+
+
 def parse(topic: str, prefix: str) -> Topic:
-    """Split a native topic; raise :class:`Rejected` (``bad_topic``) when it breaks the scheme."""
+    """Split a native topic; raise :class:`Rejected` (``bad_topic``) when it breaks the scheme.
+    Valid topics are cached: a device publishes on the same few topics all its life."""
+    key = (topic, prefix)
+    hit = _CACHE.get(key)
+    if hit is not None:
+        return hit
+    parsed = _parse(topic, prefix)
+    if len(_CACHE) >= _CACHE_MAX:
+        _CACHE.clear()
+    _CACHE[key] = parsed
+    return parsed
+
+
+def _parse(topic: str, prefix: str) -> Topic:
     parts = topic.split("/")
     if len(parts) != 5 or parts[0] != prefix:
         raise Rejected("bad_topic", f"expected {prefix}/COMMUNITY/CLASS/DEVICE/MESSAGE")

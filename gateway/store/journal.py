@@ -73,6 +73,8 @@ class Store:
         self._now_ms = now_ms or (lambda: int(time.time() * 1000))
         self._conn: sqlite3.Connection | None = None
         self.devices: dict[str, DeviceState] = {}
+        self._discovered: list[DeviceState] = []  # written with the next group commit
+        self._next_device_id = 1
         self.dead_letter_counts: Counter[str] = Counter()
         self.duplicates_total = 0
         self.inserted_total = 0
@@ -120,6 +122,7 @@ class Store:
                 latest=orjson.loads(row[10]),
             )
             self.devices[st.device] = st
+            self._next_device_id = max(self._next_device_id, st.id + 1)
         self._replay_state()
 
     def _replay_state(self) -> None:
@@ -155,21 +158,19 @@ class Store:
         self._load_devices()
 
     def discover(self, device: str, community: str, device_class: str) -> DeviceState:
-        """Record a device heard on the wire but absent from the registry."""
+        """Record a device heard on the wire but absent from the registry (written to the
+        store with the group commit that carries its first message)."""
         now = self._now_ms()
-        cur = self.conn.execute(
-            "INSERT INTO devices (device, community, class, registered, first_seen_ms)"
-            " VALUES (?, ?, ?, 0, ?)",
-            (device, community, device_class, now),
-        )
         st = DeviceState(
-            id=int(cur.lastrowid or 0),
+            id=self._next_device_id,
             device=device,
             community=community,
             device_class=device_class,
             first_seen_ms=now,
         )
+        self._next_device_id += 1
         self.devices[device] = st
+        self._discovered.append(st)
         return st
 
     # -- writing ---------------------------------------------------------------------------
@@ -202,6 +203,15 @@ class Store:
             )
         conn = self.conn
         with self._transaction():
+            if self._discovered:
+                conn.executemany(
+                    "INSERT INTO devices (id, device, community, class, registered,"
+                    " first_seen_ms) VALUES (?, ?, ?, ?, 0, ?)",
+                    [
+                        (s.id, s.device, s.community, s.device_class, s.first_seen_ms)
+                        for s in self._discovered
+                    ],
+                )
             before = conn.total_changes
             conn.executemany(
                 "INSERT OR IGNORE INTO journal (device_id, ts_ms, seq, kind, received_ms, flag,"
@@ -225,6 +235,7 @@ class Store:
                         for d in dead
                     ],
                 )
+        self._discovered.clear()
         for d in dead:
             self.dead_letter_counts[d.reason] += 1
         self.commits_total += 1

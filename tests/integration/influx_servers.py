@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -29,14 +28,10 @@ import httpx
 import orjson
 import pytest
 
+from gateway.mqtt.broker import free_port
+
 INFLUXD = "/usr/bin/influxd"
 VICTORIA_METRICS = "/usr/bin/victoria-metrics"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _require(binary: str, package: str) -> None:

@@ -27,6 +27,7 @@ from firmware_stubs.device import now_ms
 from firmware_stubs.door import DoorController
 from firmware_stubs.flood import flood
 from firmware_stubs.signing import signed
+from gateway.mqtt.broker import free_port
 
 pytestmark = [
     pytest.mark.integration,
@@ -41,9 +42,7 @@ SECRET = "5e" * 32
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_port()
 
 
 class _Broker:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.mqtt.broker import free_port
 from gateway.mqtt.client import Batch, Message, MqttClient
 from gateway.mqtt.errors import ConnectionRefused, MqttTimeout, NotConnected
 
@@ -30,9 +31,7 @@ LOGGER = "gateway.mqtt.client"
 
 
 def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_port()
 
 
 class _Broker:
