@@ -14,6 +14,7 @@ from typing import Any
 
 from firmware_stubs.community import DEFAULT_SECRET_SEED, Community
 from firmware_stubs.flood import ENGINES, flood
+from firmware_stubs.serial import cli as serial_cli
 
 
 def _positive_float(text: str) -> float:
@@ -99,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--timeout", type=_positive_float, default=60.0, help="ack wait when stalled")
     f.add_argument("--seed", type=int, default=0, help="seed of the readings and duplicates")
     f.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    serial_cli.add_parser(sub)  # meter-room: RS-485 buses on ptys
     return parser
 
 
@@ -187,6 +189,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "community":
             return run_community(args)
+        if args.command == "meter-room":
+            return serial_cli.run(args)
         return run_flood(args)
     except (OSError, ValueError, TimeoutError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from gateway.api import devices, events, health
+from gateway.api import alerts, audit, console, devices, doors, events, health, stream, tickets
 from gateway.config import Registry, Settings
 from gateway.service import Gateway
 
@@ -32,6 +32,13 @@ def create_app(settings: Settings, registry: Registry, gateway: Gateway | None =
         lifespan=lifespan,
     )
     app.include_router(health.router)
+    app.include_router(alerts.router)
+    app.include_router(tickets.router)
     app.include_router(devices.router)
+    app.include_router(stream.router)  # before events: /events/stream is not an id
     app.include_router(events.router)
+    app.include_router(doors.router)
+    app.include_router(audit.router)
+    app.include_router(console.router)  # the web console (dashboards/console)
+    app.mount("/console/static", console.static, name="console-static")
     return app

@@ -121,6 +121,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from firmware_stubs.community import Community
+    from firmware_stubs.serial.room import start_room
+    from gateway.fieldbus.settings import parse_buses
 
     data = Path(args.data_dir).resolve()
     data.mkdir(parents=True, exist_ok=True)
@@ -142,7 +144,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
         },
     )
     registry = load_registry(settings.community.file)
-    print(f"Courtyard demo: {len(registry.devices)} simulated devices, data in {data}", flush=True)
+    # one meter room on RS-485: meters and a lock board answering on pseudo-terminals
+    room = start_room(data / "serial", secret_seed=DEMO_SEED, lockers=1, cjt188=1, poll_every_s=10)
+    settings = settings.model_copy(update={"serial": parse_buses(room.serial_config())})
+    serial_devices = sum(len(bus.devices) + 1 for bus in settings.serial)
+    print(
+        f"Courtyard demo: {len(registry.devices)} simulated devices on MQTT and "
+        f"{serial_devices} on RS-485 (buses included), data in {data}",
+        flush=True,
+    )
 
     async def with_community(app: FastAPI, stop: asyncio.Event) -> None:
         gw = app.state.gateway
@@ -187,7 +197,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
                     proc.kill()
             print("stopping...", flush=True)
 
-    return 0 if _run(_serve(settings, registry, with_community)) else 1
+    try:
+        return 0 if _run(_serve(settings, registry, with_community)) else 1
+    finally:
+        room.stop()
 
 
 def cmd_broker_config(args: argparse.Namespace) -> int:

@@ -24,6 +24,8 @@ from pydantic import (
     model_validator,
 )
 
+from gateway.fieldbus.settings import SerialBus, check_unique, resolve_map_files
+
 ENV_PREFIX = "COURTYARD_"
 ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 Ident = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
@@ -130,10 +132,29 @@ class PlatformKey(_Section):
     communities: list[Ident] | None = None  # None: every community
 
 
+JwtAlgorithm = Literal["HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "EdDSA"]
+
+
 class AuthSettings(_Section):
     jwt_secret: str = Field(default="", repr=False)
     jwt_public_key_file: str = ""
+    # fixed by configuration, never taken from a token; empty: HS256 with jwt_secret, else
+    # the algorithm of the public key (RS256 for RSA, ES256 for P-256, EdDSA for Ed25519)
+    jwt_algorithm: JwtAlgorithm | None = None
+    jwt_leeway_s: float = Field(default=30, ge=0, le=300)
     platform_keys: list[PlatformKey] = []
+
+    @model_validator(mode="after")
+    def _one_jwt_key(self) -> AuthSettings:
+        if self.jwt_secret and self.jwt_public_key_file:
+            raise ValueError("set jwt_secret or jwt_public_key_file, not both")
+        if self.jwt_algorithm is not None:
+            symmetric = self.jwt_algorithm.startswith("HS")
+            if symmetric and self.jwt_public_key_file:
+                raise ValueError(f"{self.jwt_algorithm} needs jwt_secret, not a public key")
+            if not symmetric and self.jwt_secret:
+                raise ValueError(f"{self.jwt_algorithm} needs jwt_public_key_file")
+        return self
 
     @field_validator("platform_keys", mode="before")
     @classmethod
@@ -146,10 +167,47 @@ class AuthSettings(_Section):
 class WebhookSettings(_Section):
     url: str
     secret: str = Field(repr=False)
+    timeout_s: float = Field(default=10, gt=0, le=300)
+    retry_for_h: float = Field(default=24, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _webhook_url(cls, v: str) -> str:
+        if urlsplit(v).scheme not in ("http", "https") or not urlsplit(v).hostname:
+            raise ValueError("expected http(s)://HOST[:PORT]/PATH")
+        return v
+
+    @field_validator("secret")
+    @classmethod
+    def _webhook_secret(cls, v: str) -> str:
+        from gateway.webhooks.signing import check_secret
+
+        check_secret(v)
+        return v
 
 
 class CommunitySection(_Section):
     file: str = ""
+
+
+class CommandSettings(_Section):
+    """Signed commands (door unlocks, barriers, lockers): deadlines and rate limits."""
+
+    timeout_s: float = Field(default=5.0, gt=0, le=60)  # wait for the device's ack, then 504
+    validity_s: float = Field(default=5.0, ge=1, le=60)  # expires_at - issued_at
+    rate_per_minute_resident: float = Field(default=10, gt=0)
+    rate_per_minute_door: float = Field(default=30, gt=0)
+    burst: int = Field(default=5, ge=1, le=1000)
+    idempotency_ttl_s: float = Field(default=86400, gt=0)
+
+    @model_validator(mode="after")
+    def _validity(self) -> CommandSettings:
+        if self.validity_s > self.timeout_s:
+            raise ValueError(
+                "validity_s must not exceed timeout_s: a command answered 504 must never be"
+                " delivered (and executed) later"
+            )
+        return self
 
 
 class Settings(_Section):
@@ -160,6 +218,22 @@ class Settings(_Section):
     auth: AuthSettings = AuthSettings()
     webhooks: list[WebhookSettings] = []
     community: CommunitySection = CommunitySection()
+    rules: dict[str, dict[str, Any]] = {}  # [rules.<name>]: overrides of gateway/rules/builtin.py
+
+    @field_validator("rules")
+    @classmethod
+    def _rules(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        from gateway.rules.builtin import validate_overrides
+
+        return validate_overrides(v)
+
+    commands: CommandSettings = CommandSettings()
+    serial: list[SerialBus] = []  # RS-485 buses (docs/fieldbus.md)
+
+    @model_validator(mode="after")
+    def _serial_ids(self) -> Settings:
+        check_unique(self.serial)
+        return self
 
     @property
     def data_dir(self) -> Path:
@@ -253,7 +327,7 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, dict[str, Any]]:
     sections = {
         name
         for name, f in Settings.model_fields.items()
-        if name != "webhooks" and f.annotation is not None
+        if name not in ("webhooks", "serial") and f.annotation is not None
     }
     out: dict[str, dict[str, Any]] = {}
     for name, value in environ.items():
@@ -318,7 +392,22 @@ def load_settings(
             for k in ("ca_file", "cert_file", "key_file")
         }
     )
-    return settings.model_copy(update={"store": store, "community": community, "mqtt": mqtt})
+    auth = settings.auth.model_copy(
+        update={"jwt_public_key_file": _resolve(base, settings.auth.jwt_public_key_file)}
+    )
+    try:  # register-map files of serial meters: resolved against the file's folder, checked
+        serial = resolve_map_files(settings.serial, base)
+    except ValueError as exc:
+        raise ConfigError(f"invalid configuration in {source}:\n  {exc}") from None
+    return settings.model_copy(
+        update={
+            "store": store,
+            "community": community,
+            "mqtt": mqtt,
+            "auth": auth,
+            "serial": serial,
+        }
+    )
 
 
 def load_registry(path: str | os.PathLike[str] | None) -> Registry:

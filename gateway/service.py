@@ -14,18 +14,25 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from gateway.audit import AuditLog
+from gateway.auth import Authenticator
+from gateway.commands import CommandService
 from gateway.config import Registry, Settings
+from gateway.fieldbus.bridge import Fieldbus, registry_with_serial
 from gateway.ingest import Ingest
 from gateway.mqtt import topics
 from gateway.mqtt.broker import EmbeddedBroker
-from gateway.mqtt.client import Batch, MqttClient
+from gateway.mqtt.client import Batch, MqttClient, Received
+from gateway.rules.service import Alerting
 from gateway.store.journal import Accepted, Store
 from gateway.store.queries import Queries
+from gateway.store.schema import wal_checkpoint
 
 log = logging.getLogger(__name__)
 
 OFFLINE_AFTER_PERIODS = 3
 RETENTION_EVERY_S = 3600.0
+WAL_CHECKPOINT_EVERY_S = 1.0
 
 
 def _now_ms() -> int:
@@ -43,8 +50,10 @@ class Gateway:
         now_ms: Callable[[], int] = _now_ms,
         sleep: Callable[[float], asyncio.Future[None]] | None = None,
     ) -> None:
+        registry = registry_with_serial(registry, settings.serial)  # RS-485 buses, devices
         self.settings = settings
         self.registry = registry
+        self.fieldbus: Fieldbus | None = None
         self.now_ms = now_ms
         self.started_ms = now_ms()
         self.store = Store(settings.store.path, now_ms=now_ms)
@@ -53,7 +62,19 @@ class Gateway:
         self.client: MqttClient | None = None
         self.ingest: Ingest | None = None
         self.sink: object | None = None
+        self.alerting: Alerting | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self.authenticator = Authenticator(settings.auth, [c.id for c in registry.communities])
+        self.audit = AuditLog(settings.store.path, now_ms=now_ms)
+        self.commands = CommandService(
+            settings.commands,
+            prefix=settings.mqtt.prefix,
+            devices=self.store.devices,
+            registry=registry.by_id(),
+            audit=self.audit,
+            publisher=lambda: self.client,
+            now_ms=now_ms,
+        )
         self.expect_every = {
             d.id: d.expect_every_s for d in registry.devices if d.expect_every_s is not None
         }
@@ -66,6 +87,7 @@ class Gateway:
         s = self.settings
         Path(s.store.path).parent.mkdir(parents=True, exist_ok=True)
         self.store.open()
+        self.audit.open()
         self.store.register(
             (d.id, d.community, d.device_class, d.building) for d in self.registry.devices
         )
@@ -83,13 +105,17 @@ class Gateway:
             commit_max=s.store.commit_max_messages,
             max_payload_bytes=s.store.max_payload_bytes,
         )
+        self.ingest.listeners.append(self.commands.on_commit)
         if s.influxdb is not None:
             self._start_influx()
+        self.alerting = Alerting(s, self.registry, self.store)
+        self.alerting.start()  # replays what a crash left unprocessed, before new messages
+        self.ingest.listeners.append(self.alerting.on_commit)
         self.client = MqttClient(
             host,
             port,
             s.mqtt.client_id,
-            on_batch=self.ingest.on_batch,
+            on_batch=self._on_batch,
             subscriptions=[(topics.subscription(s.mqtt.prefix), 1)],
             username=s.mqtt.username or None,
             password=s.mqtt.password or None,
@@ -98,8 +124,12 @@ class Gateway:
             session_expiry=s.mqtt.session_expiry_s,
         )
         await self.client.start()
+        if s.serial:
+            self.fieldbus = Fieldbus(s.serial, self._publish, s.mqtt.prefix)
+            await self.fieldbus.start()
         self._tasks = [
             asyncio.create_task(self._every(2.0, self._checkpoint), name="state-checkpoint"),
+            asyncio.create_task(self._wal_checkpoints(), name="wal-checkpoint"),
             asyncio.create_task(self._every(5.0, self._liveness), name="liveness"),
             asyncio.create_task(self._every(RETENTION_EVERY_S, self._retention), name="retention"),
         ]
@@ -144,6 +174,17 @@ class Gateway:
             ctx.load_cert_chain(m.cert_file, m.key_file or None)
         return ctx
 
+    def _on_batch(self, messages: Sequence[Received], token: Batch) -> None:
+        if self.fieldbus is not None:  # locker commands for RS-485 lock boards
+            self.fieldbus.on_messages(messages)
+        assert self.ingest is not None
+        self.ingest.on_batch(messages, token)
+
+    async def _publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
+        if self.client is None:
+            raise ConnectionError("MQTT client not started")
+        await self.client.publish(topic, payload, qos=qos, retain=retain)
+
     def _ack(self, token: Batch, packet_ids: list[int]) -> None:
         if self.client is not None:
             self.client.ack(token, packet_ids)
@@ -159,6 +200,15 @@ class Gateway:
                 job()
             except Exception:  # a task boundary: log and keep the loop alive
                 log.exception("periodic job %s failed", job.__name__)
+
+    async def _wal_checkpoints(self) -> None:
+        """The WAL is copied back by a thread, never inside a commit on the loop."""
+        while True:
+            await asyncio.sleep(WAL_CHECKPOINT_EVERY_S)
+            try:
+                await asyncio.to_thread(wal_checkpoint, self.settings.store.path)
+            except Exception:  # a task boundary: try again next time
+                log.exception("WAL checkpoint failed")
 
     def _checkpoint(self) -> None:
         self.store.checkpoint_state()
@@ -189,11 +239,15 @@ class Gateway:
             )
 
     async def stop(self) -> None:
+        if self.fieldbus is not None:
+            await self.fieldbus.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.ingest is not None:
             self.ingest.flush()
+        if self.alerting is not None:
+            await self.alerting.stop()
         if self.client is not None:
             with contextlib.suppress(Exception):
                 await self.client.stop()
@@ -202,6 +256,7 @@ class Gateway:
         with contextlib.suppress(Exception):
             self.store.checkpoint_state()
         self.store.close()
+        self.audit.close()
         self.queries.close()
         if self.broker is not None:
             await self.broker.stop()

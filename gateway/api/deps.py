@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
-from dataclasses import dataclass
+import json
+import time
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 
+from gateway.auth import AuthError, Principal
 from gateway.service import Gateway
 from gateway.store.journal import DeviceState
 
@@ -17,19 +21,14 @@ def get_gateway(request: Request) -> Gateway:
     return gw
 
 
-GatewayDep = Annotated[Gateway, Depends(get_gateway)]
+# FastAPI runs a plain ``def`` dependency in its thread pool: one thread hop per dependency
+# per request (measured: most of an unlock's cost under 50 concurrent residents). The
+# dependencies below are ``async def`` wrappers of the plain functions, which stay callable.
+async def _gateway_dep(request: Request) -> Gateway:
+    return get_gateway(request)
 
 
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """Who is calling: a platform key (``communities`` None: all of them)."""
-
-    kind: str
-    name: str
-    communities: frozenset[str] | None
-
-    def may_see(self, community: str) -> bool:
-        return self.communities is None or community in self.communities
+GatewayDep = Annotated[Gateway, Depends(_gateway_dep)]
 
 
 def _bearer(request: Request) -> str:
@@ -38,24 +37,108 @@ def _bearer(request: Request) -> str:
     if scheme.lower() != "bearer" or not token.strip():
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
-            "missing bearer token (Authorization: Bearer <platform key>)",
+            "missing bearer token (Authorization: Bearer <platform key or resident token>)",
             headers={"WWW-Authenticate": "Bearer"},
         )
     return token.strip()
 
 
-def platform_principal(request: Request, gateway: GatewayDep) -> Principal:
-    token = _bearer(request).encode()
-    for i, key in enumerate(gateway.settings.auth.platform_keys):
-        if hmac.compare_digest(token, key.key.encode()):
-            scope = None if key.communities is None else frozenset(key.communities)
-            return Principal("platform", f"platform-key-{i}", scope)
-    raise HTTPException(
-        status.HTTP_401_UNAUTHORIZED, "invalid token", headers={"WWW-Authenticate": "Bearer"}
-    )
+def any_principal(request: Request, gateway: GatewayDep) -> Principal:
+    """A platform key or a resident JWT (401 otherwise)."""
+    try:
+        return gateway.authenticator.authenticate(_bearer(request))
+    except AuthError as exc:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, str(exc), headers={"WWW-Authenticate": "Bearer"}
+        ) from None
 
 
-PlatformDep = Annotated[Principal, Depends(platform_principal)]
+async def _any_principal_dep(request: Request, gateway: GatewayDep) -> Principal:
+    return any_principal(request, gateway)
+
+
+AnyPrincipalDep = Annotated[Principal, Depends(_any_principal_dep)]
+
+
+def platform_principal(principal: AnyPrincipalDep) -> Principal:
+    """A platform key; a resident token is authenticated but not allowed here (403)."""
+    if principal.kind != "platform":
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "this endpoint needs a platform key")
+    return principal
+
+
+async def _platform_dep(principal: AnyPrincipalDep) -> Principal:
+    return platform_principal(principal)
+
+
+PlatformDep = Annotated[Principal, Depends(_platform_dep)]
+
+# -- console sessions (a cookie, since a browser's EventSource cannot send headers) ----------
+
+SESSION_COOKIE = "courtyard_session"
+
+
+def _session_key(gateway: Gateway) -> bytes | None:
+    """Derived from the configured secrets: sessions end when those change; none configured,
+    no sessions."""
+    auth = gateway.settings.auth
+    material = [k.key for k in auth.platform_keys] + [auth.jwt_secret]
+    if not any(material):
+        return None
+    return hashlib.sha256("\0".join(["courtyard-session-v1", *material]).encode()).digest()
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def issue_session(
+    gateway: Gateway, name: str, communities: frozenset[str] | None, ttl_s: int = 43200
+) -> str:
+    """A console session token: ``payload.signature``, HMAC-SHA256 over the payload."""
+    key = _session_key(gateway)
+    if key is None:
+        raise RuntimeError("no secret configured to sign console sessions")
+    claims = {
+        "sub": name,
+        "communities": None if communities is None else sorted(communities),
+        "exp": int(time.time()) + ttl_s,
+    }
+    payload = _b64(json.dumps(claims, separators=(",", ":")).encode())
+    return f"{payload}.{_b64(hmac.new(key, payload.encode(), hashlib.sha256).digest())}"
+
+
+def verify_session(gateway: Gateway, token: str) -> Principal | None:
+    """The console user of a valid, unexpired session token; None otherwise."""
+    key = _session_key(gateway)
+    payload, _, sig = token.partition(".")
+    if key is None or not payload or not sig:
+        return None
+    good = _b64(hmac.new(key, payload.encode(), hashlib.sha256).digest())
+    if not hmac.compare_digest(good, sig):
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        if int(claims["exp"]) < time.time():
+            return None
+        scope = claims.get("communities")
+        return Principal("console", str(claims["sub"]), None if scope is None else frozenset(scope))
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def platform_or_session(request: Request, gateway: GatewayDep) -> Principal:
+    """A platform key in the Bearer header, or the console's session cookie."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not request.headers.get("authorization") and cookie:
+        principal = verify_session(gateway, cookie)
+        if principal is None:
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid or expired session")
+        return principal
+    return platform_principal(any_principal(request, gateway))
+
+
+PlatformOrSessionDep = Annotated[Principal, Depends(platform_or_session)]
 
 
 def visible_device(gateway: Gateway, principal: Principal, device: str) -> DeviceState:

@@ -77,6 +77,15 @@ def render_metrics(gateway: Any) -> str:
     if gateway.broker is not None:
         metric("courtyard_broker_restarts_total", "counter", "Embedded broker restarts")
         _line(out, "courtyard_broker_restarts_total", gateway.broker.restarts)
+    commands = getattr(gateway, "commands", None)
+    if commands is not None:
+        out.extend(commands.metrics())
+    alerting = getattr(gateway, "alerting", None)
+    if alerting is not None:
+        out.extend(alerting_metrics(alerting))
+    fieldbus = getattr(gateway, "fieldbus", None)
+    if fieldbus is not None:  # RS-485 buses: state, polls, errors per device
+        out.extend(fieldbus.metrics_lines())
     sink = gateway.sink
     if sink is not None:
         for key, value in sorted(sink.stats().items()):
@@ -85,6 +94,37 @@ def render_metrics(gateway: Any) -> str:
                 metric(name, "counter" if key.endswith("_total") else "gauge", f"InfluxDB {key}")
                 _line(out, name, float(value))
     return "\n".join(out) + "\n"
+
+
+def alerting_metrics(alerting: Any) -> list[str]:
+    """Alerts by state, open tickets, and per webhook endpoint: depth, oldest, deliveries,
+    failures, failing."""
+    out: list[str] = []
+    stats = alerting.stats()
+
+    def metric(name: str, kind: str, help_: str) -> None:
+        out.append(f"# HELP {name} {help_}")
+        out.append(f"# TYPE {name} {kind}")
+
+    metric("courtyard_alerts", "gauge", "Alerts by state")
+    for state, n in sorted(stats["alerts"].items()):
+        _line(out, "courtyard_alerts", n, {"state": state})
+    metric("courtyard_tickets_open", "gauge", "Open repair tickets")
+    _line(out, "courtyard_tickets_open", stats["tickets_open"])
+    per_endpoint = (
+        ("depth", "courtyard_webhook_outbox_depth", "gauge", "Webhooks waiting per endpoint"),
+        ("oldest_age_s", "courtyard_webhook_outbox_oldest_seconds", "gauge", "Oldest waiting"),
+        ("delivered_total", "courtyard_webhook_delivered_total", "counter", "Delivered"),
+        ("failures_total", "courtyard_webhook_failures_total", "counter", "Failed attempts"),
+        ("failing", "courtyard_webhook_endpoint_failing", "gauge", "1: undelivered too long"),
+    )
+    for key, name, kind, help_ in per_endpoint:
+        metric(name, kind, help_)
+        for e in stats["endpoints"]:
+            _line(out, name, float(e[key]), {"endpoint": str(e["endpoint"])})
+    metric("courtyard_stream_subscribers", "gauge", "Live event stream clients")
+    _line(out, "courtyard_stream_subscribers", stats["stream_subscribers"])
+    return out
 
 
 @router.get("/metrics", response_class=PlainTextResponse)

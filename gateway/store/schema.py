@@ -72,7 +72,21 @@ def connect(path: str, *, readonly: bool = False) -> sqlite3.Connection:
     if not readonly:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
+        # No checkpoint inside a commit on the event loop (measured: a 150-600 ms stall every
+        # few seconds at 5k msg/s): the gateway runs wal_checkpoint() in a thread instead.
+        conn.execute("PRAGMA wal_autocheckpoint = 0")
     return conn
+
+
+def wal_checkpoint(path: str) -> tuple[int, int, int]:
+    """Copy the WAL back into the database on a connection of its own (PASSIVE: never
+    blocks a writer). Blocking I/O: call it off the event loop."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        busy, log_pages, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return int(busy), int(log_pages), int(done)
+    finally:
+        conn.close()
 
 
 def migrate(conn: sqlite3.Connection) -> None:

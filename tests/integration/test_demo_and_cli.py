@@ -67,6 +67,16 @@ def test_demo_serves_devices_online_with_growing_readings_and_stops_cleanly(tmp_
         assert len(devices) >= 108
         classes = {d["class"] for d in devices}
         assert classes == {"access", "parking", "meter", "locker"}
+        # the meter room on RS-485 (pseudo-terminals) reports like any native meter
+        wait_for(
+            lambda: [
+                d
+                for d in httpx.get(api, headers=headers, timeout=5).json()["devices"]
+                if d["id"].startswith("m-room-") and d["online"] and "energy_kwh" in d["latest"]
+            ],
+            timeout=15,
+            what="RS-485 meters online with readings",
+        )
         assert httpx.get(api, timeout=5).status_code == 401
 
         def energy() -> dict[str, float]:

@@ -1,0 +1,218 @@
+"""The audit log: every command attempt, granted or refused, and every security event.
+
+A row is written *before* a command leaves (outcome ``pending``) and completed when the answer
+is known, so a crash in between still leaves a trace. Rows name the principal and the
+credential (a key name, a token id or hash prefix), never a token or a secret.
+
+The table lives in the gateway's SQLite file, on this module's own connection; it is created
+at :meth:`AuditLog.open`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from gateway.store.schema import connect
+
+DDL = """
+CREATE TABLE IF NOT EXISTS audit (
+    id             INTEGER PRIMARY KEY,
+    ts_ms          INTEGER NOT NULL,
+    principal      TEXT NOT NULL,      -- resident sub, platform key name, or the device itself
+    principal_kind TEXT NOT NULL,      -- resident | platform | device
+    credential     TEXT NOT NULL DEFAULT '',
+    community      TEXT NOT NULL DEFAULT '',
+    device         TEXT NOT NULL,
+    action         TEXT NOT NULL,
+    args           TEXT NOT NULL DEFAULT '{}',
+    command_id     TEXT NOT NULL DEFAULT '',
+    outcome        TEXT NOT NULL,
+    reason         TEXT NOT NULL DEFAULT '',
+    latency_ms     REAL
+);
+CREATE INDEX IF NOT EXISTS audit_device ON audit (device, id);
+CREATE INDEX IF NOT EXISTS audit_principal ON audit (principal, id);
+CREATE INDEX IF NOT EXISTS audit_ts ON audit (ts_ms);
+"""
+
+# Outcomes
+PENDING = "pending"
+OK = "ok"
+REFUSED = "refused"  # the device acked ok: false
+FORBIDDEN = "forbidden"
+NOT_FOUND = "not_found"
+NOT_COMMANDABLE = "not_commandable"
+BAD_REQUEST = "bad_request"
+RATE_LIMITED = "rate_limited"
+OFFLINE = "offline"
+TIMEOUT = "timeout"
+FAILED = "failed"  # could not be delivered (broker down, no PUBACK)
+SECURITY = "security"  # a device reported a forged or replayed command
+OUTCOMES = frozenset(
+    {
+        PENDING,
+        OK,
+        REFUSED,
+        FORBIDDEN,
+        NOT_FOUND,
+        NOT_COMMANDABLE,
+        BAD_REQUEST,
+        RATE_LIMITED,
+        OFFLINE,
+        TIMEOUT,
+        FAILED,
+        SECURITY,
+    }
+)
+
+_COLUMNS = (
+    "id, ts_ms, principal, principal_kind, credential, community, device, action, args,"
+    " command_id, outcome, reason, latency_ms"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditPage:
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+class AuditLog:
+    """Append and query audit rows. ``open()`` before use; lives on the event loop."""
+
+    def __init__(self, path: str, *, now_ms: Callable[[], int] | None = None) -> None:
+        self.path = path
+        self._now_ms = now_ms or (lambda: time.time_ns() // 1_000_000)
+        self._conn: sqlite3.Connection | None = None
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise RuntimeError("audit log is not open")
+        return self._conn
+
+    def open(self) -> None:
+        self._conn = connect(self.path)
+        self._conn.executescript(DDL)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def record(
+        self,
+        *,
+        principal: str,
+        principal_kind: str,
+        credential: str,
+        device: str,
+        action: str,
+        outcome: str,
+        community: str = "",
+        args: Mapping[str, Any] | None = None,
+        command_id: str = "",
+        reason: str = "",
+        latency_ms: float | None = None,
+    ) -> int:
+        """Append one row; returns its id."""
+        cur = self.conn.execute(
+            "INSERT INTO audit (ts_ms, principal, principal_kind, credential, community, device,"
+            " action, args, command_id, outcome, reason, latency_ms)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                self._now_ms(),
+                principal[:128],
+                principal_kind,
+                credential[:160],
+                community,
+                device[:64],
+                action[:64],
+                orjson.dumps(dict(args or {})).decode(),
+                command_id,
+                outcome,
+                reason[:300],
+                latency_ms,
+            ),
+        )
+        return int(cur.lastrowid or 0)
+
+    def finish(
+        self, row_id: int, outcome: str, reason: str = "", latency_ms: float | None = None
+    ) -> None:
+        """Complete a ``pending`` row with the outcome of the attempt."""
+        self.conn.execute(
+            "UPDATE audit SET outcome=?, reason=?, latency_ms=? WHERE id=?",
+            (outcome, reason[:300], latency_ms, row_id),
+        )
+
+    def query(
+        self,
+        *,
+        communities: Collection[str] | None = None,
+        device: str | None = None,
+        principal: str | None = None,
+        outcome: str | None = None,
+        since_ms: int | None = None,
+        until_ms: int | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> AuditPage:
+        """Rows newest first; ``cursor`` is the ``next_cursor`` of the previous page.
+
+        ``communities`` None: every community; otherwise only rows of those communities.
+        """
+        where: list[str] = []
+        params: list[Any] = []
+        if communities is not None:
+            marks = ",".join("?" * len(communities)) or "NULL"
+            where.append(f"community IN ({marks})")
+            params += list(communities)
+        for column, value in (("device", device), ("principal", principal), ("outcome", outcome)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if since_ms is not None:
+            where.append("ts_ms >= ?")
+            params.append(since_ms)
+        if until_ms is not None:
+            where.append("ts_ms < ?")
+            params.append(until_ms)
+        if cursor:
+            if not cursor.isdigit():
+                raise ValueError("bad cursor")
+            where.append("id < ?")
+            params.append(int(cursor))
+        limit = max(1, min(limit, 1000))
+        sql = f"SELECT {_COLUMNS} FROM audit"  # noqa: S608 - column names are constants
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC LIMIT ?"
+        rows = self.conn.execute(sql, [*params, limit + 1]).fetchall()
+        items = [_row(r) for r in rows[:limit]]
+        more = len(rows) > limit
+        return AuditPage(items, str(items[-1]["id"]) if more and items else None)
+
+
+def _row(r: tuple[Any, ...]) -> dict[str, Any]:
+    return {
+        "id": r[0],
+        "ts": r[1],
+        "principal": r[2],
+        "principal_kind": r[3],
+        "credential": r[4],
+        "community": r[5],
+        "device": r[6],
+        "action": r[7],
+        "args": orjson.loads(r[8]),
+        "command_id": r[9],
+        "outcome": r[10],
+        "reason": r[11],
+        "latency_ms": r[12],
+    }

@@ -1,0 +1,183 @@
+"""Who is calling, and what they may operate.
+
+Two kinds of credentials reach the API with ``Authorization: Bearer``:
+
+- a **platform key** (the property platform), compared in constant time, scoped to its
+  communities (or all of them);
+- a **resident JWT**, verified with the configured HS256 secret or public key. The algorithm is
+  fixed by the configuration and never read from the token, so ``alg: none`` and algorithm
+  confusion are refused; ``exp``, ``sub`` and ``community`` are required.
+
+Authorisation is checked on the object on every request (:func:`may_operate`): a resident may
+open the gates of their own community (``building`` empty) and the entrance of their own
+building, nothing else; a platform key may operate every device of its communities.
+
+Nothing here logs or echoes a token: a resident's credential is named by its ``jti`` claim or a
+short hash of the token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Collection
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+from gateway.config import AuthSettings, ConfigError
+
+ID_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+PLATFORM = "platform"
+RESIDENT = "resident"
+
+
+class AuthError(Exception):
+    """A credential that authenticates nobody. The message is safe to show (no token in it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An authenticated caller.
+
+    ``kind`` is ``platform`` or ``resident``; ``name`` the key's name or the resident's ``sub``;
+    ``communities`` None means every community; ``credential`` names the credential used (a
+    key name, a token's ``jti`` or hash prefix), never the secret itself.
+    """
+
+    kind: str
+    name: str
+    communities: frozenset[str] | None
+    building: str = ""
+    unit: str = ""
+    credential: str = ""
+
+    def may_see(self, community: str) -> bool:
+        return self.communities is None or community in self.communities
+
+    @property
+    def is_resident(self) -> bool:
+        return self.kind == RESIDENT
+
+
+def may_operate(principal: Principal, community: str, building: str, device_class: str) -> str:
+    """Why ``principal`` may not operate this device (``""``: it may).
+
+    Residents: access devices only; a gate (``building`` empty) of their own community, or the
+    entrance of their own building in their own community. Platform keys: any device of their
+    communities.
+    """
+    if not principal.may_see(community):
+        return "other_community"
+    if not principal.is_resident:
+        return ""
+    if device_class != "access":
+        return "not_a_door"
+    if building and building != principal.building:
+        return "other_building"
+    return ""
+
+
+def _algorithm_for_key(key: Any) -> str:
+    if isinstance(key, rsa.RSAPublicKey):
+        return "RS256"
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return "EdDSA"
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return "ES256"
+    raise ConfigError("auth.jwt_public_key_file: expected an RSA, P-256 or Ed25519 public key")
+
+
+class Authenticator:
+    """Turns a bearer token into a :class:`Principal`, or raises :class:`AuthError`.
+
+    ``communities``: the known communities (a token naming another one is refused); empty
+    means any well-formed id.
+    """
+
+    def __init__(
+        self,
+        settings: AuthSettings,
+        communities: Collection[str] = (),
+    ) -> None:
+        self.settings = settings
+        self.communities = frozenset(communities)
+        self._platform = [
+            (
+                k.key.encode(),
+                f"platform-key-{i}",
+                None if k.communities is None else frozenset(k.communities),
+            )
+            for i, k in enumerate(settings.platform_keys)
+        ]
+        self._key: Any = None
+        self._algorithm = ""
+        if settings.jwt_secret:
+            self._key = settings.jwt_secret.encode()
+            self._algorithm = settings.jwt_algorithm or "HS256"
+        elif settings.jwt_public_key_file:
+            try:
+                pem = Path(settings.jwt_public_key_file).read_bytes()
+                self._key = load_pem_public_key(pem)
+            except (OSError, ValueError) as exc:
+                raise ConfigError(
+                    f"auth.jwt_public_key_file = {settings.jwt_public_key_file!r}: cannot read a"
+                    f" PEM public key ({type(exc).__name__})"
+                ) from None
+            self._algorithm = settings.jwt_algorithm or _algorithm_for_key(self._key)
+
+    @property
+    def algorithm(self) -> str:
+        """The one algorithm resident tokens must use (``""``: resident tokens are off)."""
+        return self._algorithm
+
+    def authenticate(self, token: str) -> Principal:
+        raw = token.encode()
+        for key, name, scope in self._platform:
+            if hmac.compare_digest(raw, key):
+                return Principal(PLATFORM, name, scope, credential=name)
+        if self._key is None or token.count(".") != 2:
+            raise AuthError("invalid token")
+        return self._resident(token)
+
+    def _resident(self, token: str) -> Principal:
+        try:
+            claims = jwt.decode(
+                token,
+                self._key,
+                algorithms=[self._algorithm],
+                options={"require": ["exp", "sub"], "verify_aud": False},
+                leeway=self.settings.jwt_leeway_s,
+            )
+        except jwt.ExpiredSignatureError:
+            raise AuthError("token expired") from None
+        except jwt.InvalidTokenError as exc:
+            raise AuthError(f"invalid token ({type(exc).__name__})") from None
+        sub, community = claims.get("sub"), claims.get("community")
+        building, unit = claims.get("building", ""), claims.get("unit", "")
+        if not isinstance(sub, str) or not sub or len(sub) > 128:
+            raise AuthError("invalid token (sub)")
+        if not isinstance(community, str) or not ID_RE.fullmatch(community):
+            raise AuthError("invalid token (community)")
+        if self.communities and community not in self.communities:
+            raise AuthError("invalid token (unknown community)")
+        if not isinstance(building, str) or not isinstance(unit, str):
+            raise AuthError("invalid token (building, unit)")
+        jti = claims.get("jti")
+        if isinstance(jti, str) and jti and len(jti) <= 128:
+            credential = f"jwt:{jti}"
+        else:
+            credential = "jwt#" + hashlib.sha256(token.encode()).hexdigest()[:16]
+        return Principal(
+            RESIDENT,
+            sub,
+            frozenset({community}),
+            building=building,
+            unit=unit,
+            credential=credential,
+        )

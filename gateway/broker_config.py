@@ -1,0 +1,143 @@
+"""``courtyard broker-config``: per-device broker credentials and ACLs from the community file.
+
+Writes into one folder:
+
+- ``passwd``: a Mosquitto password file, PBKDF2-SHA512 hashes in Mosquitto's ``$7$`` format;
+- ``acl``: each device may publish only on its own ``telemetry``/``event``/``status``/``ack``
+  topics and subscribe only to its own ``cmd`` topic; the gateway's account reads everything
+  and is the only one that may publish on ``cmd`` topics;
+- ``credentials.toml`` (mode 0600): the plain passwords, to provision the devices and the
+  gateway. Passwords already in it are kept, so running the command again after adding
+  devices changes nobody else's password;
+- ``mosquitto.conf``: the lines that switch this on (include it from the broker's config).
+
+Nothing secret is printed.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import secrets
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from gateway.config import Registry
+
+MESSAGES_OUT = ("telemetry", "event", "status", "ack")
+ITERATIONS = 101  # what mosquitto_passwd writes for $7$
+SALT_BYTES = 12
+PASSWORD_BYTES = 24
+
+
+def mosquitto_hash(
+    password: str, *, salt: bytes | None = None, iterations: int = ITERATIONS
+) -> str:
+    """A ``$7$`` (PBKDF2-SHA512) password hash as Mosquitto 2.0 reads it."""
+    salt = salt if salt is not None else os.urandom(SALT_BYTES)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations, dklen=64)
+    b64 = base64.b64encode
+    return f"$7${iterations}${b64(salt).decode()}${b64(digest).decode()}"
+
+
+def device_topic(prefix: str, community: str, device_class: str, device: str, message: str) -> str:
+    return f"{prefix}/{community}/{device_class}/{device}/{message}"
+
+
+def acl_text(registry: Registry, *, prefix: str, gateway_user: str) -> str:
+    lines = [
+        "# Written by courtyard broker-config from the community file; regenerate, do not edit.",
+        "# The gateway reads every device topic and is the only account that may publish cmd.",
+        f"user {gateway_user}",
+        f"topic readwrite {prefix}/#",
+        "",
+    ]
+    for d in sorted(registry.devices, key=lambda d: d.id):
+        lines.append(f"user {d.id}")
+        for message in MESSAGES_OUT:
+            topic = device_topic(prefix, d.community, d.device_class, d.id, message)
+            lines.append(f"topic write {topic}")
+        cmd = device_topic(prefix, d.community, d.device_class, d.id, "cmd")
+        lines += [f"topic read {cmd}", ""]
+    return "\n".join(lines)
+
+
+def conf_text(out: Path) -> str:
+    return f"""# Written by courtyard broker-config: global settings for mosquitto.conf.
+per_listener_settings false
+allow_anonymous false
+password_file {out / "passwd"}
+acl_file {out / "acl"}
+set_tcp_nodelay true
+
+# Then every listener the devices and the gateway reach, with TLS in production
+# (the gateway connects with mqtts://HOST:8883 and [mqtt] ca_file, cert_file, key_file):
+# listener 8883
+# use_username_as_clientid true
+# cafile /etc/mosquitto/certs/ca.crt
+# certfile /etc/mosquitto/certs/server.crt
+# keyfile /etc/mosquitto/certs/server.key
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    folder: Path
+    accounts: int
+    new_passwords: int
+
+
+def _load_credentials(path: Path) -> dict[str, str]:
+    if not path.exists():
+        return {}
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    accounts = data.get("accounts", {})
+    return {str(k): str(v) for k, v in accounts.items() if isinstance(v, str) and v}
+
+
+def _write_private(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    tmp.replace(path)
+
+
+def write_broker_config(
+    registry: Registry, out: Path, *, prefix: str = "community", gateway_user: str = "courtyard"
+) -> Written:
+    """Write ``passwd``, ``acl``, ``credentials.toml`` and ``mosquitto.conf`` into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    out = out.resolve()
+    names = [gateway_user, *sorted(d.id for d in registry.devices)]
+    if gateway_user in names[1:]:
+        raise ValueError(f"the gateway account {gateway_user!r} is also a device id")
+    known = _load_credentials(out / "credentials.toml")
+    passwords: dict[str, str] = {}
+    new = 0
+    for name in names:
+        if name in known:
+            passwords[name] = known[name]
+        else:
+            passwords[name] = secrets.token_urlsafe(PASSWORD_BYTES)
+            new += 1
+    creds = [
+        "# MQTT passwords: provision each device with its own; keep this file private.",
+        f'gateway_user = "{gateway_user}"',
+        "",
+        "[accounts]",
+        *(f'"{name}" = "{passwords[name]}"' for name in names),
+        "",
+    ]
+    _write_private(out / "credentials.toml", "\n".join(creds))
+    _write_private(
+        out / "passwd",
+        "".join(f"{name}:{mosquitto_hash(passwords[name])}\n" for name in names),
+    )
+    (out / "acl").write_text(
+        acl_text(registry, prefix=prefix, gateway_user=gateway_user), encoding="utf-8"
+    )
+    (out / "mosquitto.conf").write_text(conf_text(out), encoding="utf-8")
+    return Written(out, len(names), new)

@@ -1,0 +1,52 @@
+"""Signed commands as CONTRACT.md section 3 defines them (pure functions, no I/O).
+
+``sig`` is base64url (no padding) of HMAC-SHA256, keyed with the bytes of the device's hex
+secret, over the canonical JSON of the command without ``sig``: keys sorted, separators ``,``
+and ``:``, UTF-8, non-ASCII not escaped. The standard library's encoder is used on purpose: it
+writes numbers the way the devices' own encoders do.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+
+def canonical_json(obj: Any) -> bytes:
+    """Keys sorted, separators ``,`` and ``:``, UTF-8, non-ASCII not escaped."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def sign(command: Mapping[str, Any], secret_hex: str) -> str:
+    """base64url (no padding) of HMAC-SHA256 over the canonical JSON without ``sig``."""
+    unsigned = {k: v for k, v in command.items() if k != "sig"}
+    mac = hmac.new(bytes.fromhex(secret_hex), canonical_json(unsigned), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).rstrip(b"=").decode("ascii")
+
+
+def build_command(
+    device: str,
+    action: str,
+    args: Mapping[str, Any],
+    secret_hex: str,
+    *,
+    issued_at_ms: int,
+    validity_ms: int,
+    command_id: str | None = None,
+) -> dict[str, Any]:
+    """A signed command, ready to publish as canonical JSON."""
+    cmd: dict[str, Any] = {
+        "id": command_id or str(uuid.uuid4()),
+        "device": device,
+        "action": action,
+        "args": dict(args),
+        "issued_at": issued_at_ms,
+        "expires_at": issued_at_ms + validity_ms,
+    }
+    cmd["sig"] = sign(cmd, secret_hex)
+    return cmd

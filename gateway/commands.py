@@ -1,0 +1,416 @@
+"""Signed commands to devices (CONTRACT.md section 3), confirmed by the device's ack.
+
+``CommandService.execute`` runs one attempt end to end: rate limits, lookup, authorisation on
+the object, audit (before anything leaves), signing, publish (QoS 1, never retained, MQTT 5
+message expiry equal to the remaining validity), then the wait for the correlated ``ack``; the
+answer is a :class:`Result` whose ``outcome`` the API maps to an HTTP status.
+
+Acks reach :meth:`CommandService.on_commit`, an ingest listener called after each group commit:
+an ack resolves the waiting attempt by command id (and device). ``tamper`` events with reason
+``bad_signature``/``replayed``, and refusals of commands this gateway is not waiting for, are
+recorded as security rows in the audit log.
+
+The deadline: the wait for the ack lasts at least as long as the command's validity, and the
+broker drops the message when its expiry (rounded down) passes, so a command answered ``504``
+is never delivered (and executed) afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from devices.model import Rejected
+from devices.profiles import PROFILES
+from gateway import audit as A
+from gateway.audit import AuditLog
+from gateway.auth import Principal, may_operate
+from gateway.command_signing import build_command, canonical_json
+from gateway.config import CommandSettings, RegistryDevice
+from gateway.mqtt.errors import MqttError
+from gateway.store.journal import Accepted, DeviceState
+
+log = logging.getLogger(__name__)
+
+TAMPER_REASONS = frozenset({"bad_signature", "replayed"})
+REFUSALS = frozenset({"bad_signature", "wrong_device", "expired", "replayed"})
+LATENCY_BUCKETS_MS = (5, 10, 25, 50, 100, 150, 250, 500, 1000, 2500, 5000)
+MAX_IDEMPOTENCY_KEYS = 10_000
+MAX_BUCKETS = 100_000
+EXPIRY_MARGIN_S = 0.05
+
+
+class TokenBuckets:
+    """One token bucket per key: ``burst`` tokens, refilled at ``per_minute`` per minute."""
+
+    def __init__(
+        self, per_minute: float, burst: int, *, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.rate = per_minute / 60.0
+        self.burst = float(burst)
+        self._monotonic = monotonic
+        self._buckets: dict[Any, tuple[float, float]] = {}  # key -> (tokens, at)
+
+    def take(self, key: Any) -> float:
+        """Take a token: 0.0 when granted, else the seconds until one is available."""
+        now = self._monotonic()
+        tokens, at = self._buckets.get(key, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - at) * self.rate)
+        if tokens < 1.0:
+            self._buckets[key] = (tokens, now)
+            return (1.0 - tokens) / self.rate
+        self._buckets[key] = (tokens - 1.0, now)
+        if len(self._buckets) > MAX_BUCKETS:
+            self._prune(now)
+        return 0.0
+
+    def _prune(self, now: float) -> None:
+        full = [
+            k for k, (t, at) in self._buckets.items() if t + (now - at) * self.rate >= self.burst
+        ]
+        for k in full:
+            del self._buckets[k]
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """The answer to one attempt. ``outcome`` is an audit outcome (``gateway.audit``)."""
+
+    outcome: str
+    reason: str = ""
+    command_id: str = ""
+    latency_ms: float | None = None
+    retry_after_s: float | None = None
+
+
+@dataclass(slots=True)
+class _Waiter:
+    device: str
+    future: asyncio.Future[dict[str, Any]]
+
+
+@dataclass(slots=True)
+class _Idem:
+    fingerprint: bytes
+    task: asyncio.Task[Result]
+    expires: float
+
+
+class Publisher(Protocol):
+    @property
+    def connected(self) -> bool: ...
+
+    async def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        qos: int = 1,
+        retain: bool = False,
+        message_expiry: int | None = None,
+        timeout: float = 5.0,  # noqa: ASYNC109
+    ) -> None: ...
+
+
+class CommandService:
+    """Authorised, rate-limited, audited, signed commands with confirmed outcomes."""
+
+    def __init__(
+        self,
+        settings: CommandSettings,
+        *,
+        prefix: str,
+        devices: Mapping[str, DeviceState],
+        registry: Mapping[str, RegistryDevice],
+        audit: AuditLog,
+        publisher: Callable[[], Publisher | None],
+        now_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.prefix = prefix
+        self.devices = devices
+        self.registry = registry
+        self.audit = audit
+        self._publisher = publisher
+        self._now_ms = now_ms
+        self._monotonic = monotonic
+        self.per_resident = TokenBuckets(
+            settings.rate_per_minute_resident, settings.burst, monotonic=monotonic
+        )
+        self.per_device = TokenBuckets(
+            settings.rate_per_minute_door, settings.burst, monotonic=monotonic
+        )
+        self._pending: dict[str, _Waiter] = {}
+        self._idempotent: OrderedDict[tuple[str, str, str], _Idem] = OrderedDict()
+        # metrics
+        self.outcomes: Counter[str] = Counter()
+        self.security_events: Counter[str] = Counter()
+        self.latency_buckets = [0] * (len(LATENCY_BUCKETS_MS) + 1)
+        self.latency_sum_ms = 0.0
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    # -- the attempt ----------------------------------------------------------------------
+
+    async def execute(
+        self,
+        principal: Principal,
+        device: str,
+        action: str,
+        args: Mapping[str, Any],
+        *,
+        idempotency_key: str | None = None,
+        doors_only: bool = False,
+    ) -> Result:
+        """Run one attempt; with an ``idempotency_key`` a repeat of the same request by the
+        same principal gets the first attempt's answer and sends nothing."""
+        run = self._attempt(principal, device, action, dict(args), doors_only)
+        if not idempotency_key:
+            return await run
+        key = (principal.kind, principal.name, idempotency_key[:200])
+        fingerprint = canonical_json([device, action, dict(args), doors_only])
+        now = self._monotonic()
+        self._expire_keys(now)
+        entry = self._idempotent.get(key)
+        if entry is not None:
+            run.close()
+            if entry.fingerprint != fingerprint:
+                return Result(A.BAD_REQUEST, "Idempotency-Key reused for a different request")
+            return await asyncio.shield(entry.task)
+        task = asyncio.create_task(run, name=f"command:{device}")
+        entry = _Idem(fingerprint, task, now + self.settings.idempotency_ttl_s)
+        self._idempotent[key] = entry
+        result = await asyncio.shield(task)
+        if not result.command_id:  # nothing was sent: a retry may try again
+            self._idempotent.pop(key, None)
+        return result
+
+    def _expire_keys(self, now: float) -> None:
+        keys = self._idempotent
+        while keys:
+            first = next(iter(keys.values()))
+            if first.expires > now and len(keys) < MAX_IDEMPOTENCY_KEYS:
+                break
+            if not first.task.done():
+                break
+            keys.popitem(last=False)
+
+    async def _attempt(
+        self,
+        principal: Principal,
+        device: str,
+        action: str,
+        args: dict[str, Any],
+        doors_only: bool,
+    ) -> Result:
+        started = self._monotonic()
+        st = self.devices.get(device)
+        row: dict[str, Any] = {
+            "principal": principal.name,
+            "principal_kind": principal.kind,
+            "credential": principal.credential,
+            "device": device,
+            "action": action,
+            "args": args,
+            "community": st.community if st is not None else "",
+        }
+
+        def refuse(outcome: str, reason: str, retry: float | None = None) -> Result:
+            self.audit.record(**row, outcome=outcome, reason=reason)
+            self.outcomes[outcome] += 1
+            return Result(outcome, reason, retry_after_s=retry)
+
+        if principal.is_resident:
+            wait = self.per_resident.take(("resident", principal.name))
+            if wait:
+                return refuse(A.RATE_LIMITED, "too many attempts by this resident", wait)
+        if st is None or (doors_only and st.device_class != "access"):
+            return refuse(A.NOT_FOUND, "no such door" if doors_only else "no such device")
+        if not principal.is_resident and not principal.may_see(st.community):
+            return refuse(A.NOT_FOUND, "outside this key's communities")
+        why = may_operate(principal, st.community, st.building, st.device_class)
+        if why:
+            return refuse(A.FORBIDDEN, why)
+        reg = self.registry.get(device)
+        if reg is None or not st.registered:
+            return refuse(A.NOT_COMMANDABLE, "discovered device: not in the registry")
+        if not reg.secret:
+            return refuse(A.NOT_COMMANDABLE, "no command secret in the registry")
+        profile = PROFILES.get(st.device_class)
+        if profile is None:
+            return refuse(A.NOT_COMMANDABLE, f"class {st.device_class} takes no commands")
+        try:
+            args = profile.command_args(action, args)
+        except Rejected as exc:
+            return refuse(A.BAD_REQUEST, f"{exc.reason}: {exc.detail}")
+        wait = self.per_device.take(("device", device))
+        if wait:
+            return refuse(A.RATE_LIMITED, "too many attempts on this device", wait)
+        if st.online is not True:
+            return refuse(A.OFFLINE, "device offline" if st.online is False else "never seen")
+        client = self._publisher()
+        if client is None or not client.connected:
+            return refuse(A.FAILED, "broker unavailable")
+        return await self._send(row, reg.secret, st, action, args, started, client)
+
+    async def _send(
+        self,
+        row: dict[str, Any],
+        secret: str,
+        st: DeviceState,
+        action: str,
+        args: dict[str, Any],
+        started: float,
+        client: Publisher,
+    ) -> Result:
+        s = self.settings
+        issued = self._now_ms()
+        validity_ms = int(s.validity_s * 1000)
+        cmd = build_command(
+            st.device, action, args, secret, issued_at_ms=issued, validity_ms=validity_ms
+        )
+        cmd_id = cmd["id"]
+        row_id = self.audit.record(**{**row, "args": args}, outcome=A.PENDING, command_id=cmd_id)
+        loop = asyncio.get_running_loop()
+        waiter = _Waiter(st.device, loop.create_future())
+        self._pending[cmd_id] = waiter
+        topic = f"{self.prefix}/{st.community}/{st.device_class}/{st.device}/cmd"
+        try:
+            remaining_s = (cmd["expires_at"] - self._now_ms()) / 1000
+            # the broker drops the message after `expiry` s; the wait for the ack outlasts it
+            expiry = max(1, math.floor(remaining_s))
+            deadline = max(started + s.timeout_s, self._monotonic() + expiry + EXPIRY_MARGIN_S)
+            if remaining_s <= 0.2:
+                outcome, reason = A.FAILED, "validity ran out before publishing"
+            else:
+                try:
+                    await client.publish(
+                        topic,
+                        canonical_json(cmd),
+                        qos=1,
+                        retain=False,
+                        message_expiry=expiry,
+                        timeout=remaining_s,
+                    )
+                except MqttError as exc:
+                    outcome, reason = A.FAILED, f"not delivered to the broker: {type(exc).__name__}"
+                else:
+                    outcome, reason = await self._wait_ack(waiter, deadline)
+        finally:
+            self._pending.pop(cmd_id, None)
+        latency = round((self._monotonic() - started) * 1000, 2)
+        self.audit.finish(row_id, outcome, reason, latency)
+        self.outcomes[outcome] += 1
+        if outcome == A.OK:
+            self._observe(latency)
+        else:
+            log.info("command %s to %s: %s %s", action, st.device, outcome, reason)
+        return Result(outcome, reason, cmd_id, latency)
+
+    async def _wait_ack(self, waiter: _Waiter, deadline: float) -> tuple[str, str]:
+        try:
+            async with asyncio.timeout(max(0.0, deadline - self._monotonic())):
+                ack = await waiter.future
+        except TimeoutError:
+            return A.TIMEOUT, "no ack from the device in time"
+        if ack.get("ok") is True:
+            return A.OK, ""
+        return A.REFUSED, str(ack.get("error") or "refused")[:64]
+
+    def _observe(self, latency_ms: float) -> None:
+        self.latency_sum_ms += latency_ms
+        for i, bound in enumerate(LATENCY_BUCKETS_MS):
+            if latency_ms <= bound:
+                self.latency_buckets[i] += 1
+                return
+        self.latency_buckets[-1] += 1
+
+    # -- what devices say back --------------------------------------------------------------
+
+    def on_commit(self, accepted: Sequence[Accepted]) -> None:
+        """Ingest listener: resolve waiting attempts; record security events."""
+        for item in accepted:
+            m = item.message
+            if m.kind == "ack":
+                self._on_ack(item.device, m.attrs)
+            elif m.kind == "event" and m.event == "tamper":
+                reason = m.attrs.get("reason")
+                if reason in TAMPER_REASONS:
+                    cmd_id = m.attrs.get("command_id")
+                    self._security(
+                        item.device, str(reason), cmd_id if isinstance(cmd_id, str) else ""
+                    )
+
+    def _on_ack(self, st: DeviceState, attrs: Mapping[str, Any]) -> None:
+        cmd_id = attrs.get("id")
+        waiter = self._pending.get(cmd_id) if isinstance(cmd_id, str) else None
+        if waiter is not None and waiter.device == st.device:
+            if not waiter.future.done():
+                waiter.future.set_result(dict(attrs))
+            return
+        error = attrs.get("error")
+        # a refusal of a command this gateway is not waiting for: someone else sent it
+        # (bad_signature and replayed come with a tamper event, recorded from that)
+        if attrs.get("ok") is False and error in REFUSALS - TAMPER_REASONS:
+            self._security(st, str(error), cmd_id if isinstance(cmd_id, str) else "")
+
+    def _security(self, st: DeviceState, reason: str, command_id: str) -> None:
+        self.security_events[reason] += 1
+        self.audit.record(
+            principal=st.device,
+            principal_kind="device",
+            credential="",
+            community=st.community,
+            device=st.device,
+            action="security_event",
+            outcome=A.SECURITY,
+            reason=reason,
+            command_id=command_id[:64],
+        )
+        log.warning("security event on %s: refused a command (%s)", st.device, reason)
+
+    # -- metrics ----------------------------------------------------------------------------
+
+    def metrics(self) -> list[str]:
+        """Prometheus lines: attempts by outcome, latency histogram, security events."""
+        out = [
+            "# HELP courtyard_commands_total Command attempts by outcome",
+            "# TYPE courtyard_commands_total counter",
+        ]
+        out += [
+            f'courtyard_commands_total{{outcome="{k}"}} {v}'
+            for k, v in sorted(self.outcomes.items())
+        ]
+        out += [
+            "# HELP courtyard_command_latency_ms Request to confirmed ack, successful commands",
+            "# TYPE courtyard_command_latency_ms histogram",
+        ]
+        total = 0
+        for bound, count in zip(LATENCY_BUCKETS_MS, self.latency_buckets, strict=False):
+            total += count
+            out.append(f'courtyard_command_latency_ms_bucket{{le="{bound}"}} {total}')
+        total += self.latency_buckets[-1]
+        out.append(f'courtyard_command_latency_ms_bucket{{le="+Inf"}} {total}')
+        out.append(f"courtyard_command_latency_ms_sum {round(self.latency_sum_ms, 3)}")
+        out.append(f"courtyard_command_latency_ms_count {total}")
+        out += [
+            "# HELP courtyard_commands_pending Commands waiting for their ack",
+            "# TYPE courtyard_commands_pending gauge",
+            f"courtyard_commands_pending {len(self._pending)}",
+            "# HELP courtyard_security_events_total Forged, replayed or foreign commands refused"
+            " by devices",
+            "# TYPE courtyard_security_events_total counter",
+        ]
+        out += [
+            f'courtyard_security_events_total{{reason="{k}"}} {v}'
+            for k, v in sorted(self.security_events.items())
+        ]
+        return out

@@ -1,0 +1,75 @@
+"""Console sessions on top of :mod:`gateway.api.deps`: login, the cookie, CSRF tokens.
+
+The session token itself (``issue_session`` / ``verify_session``, HMAC-signed, with an expiry)
+lives in ``gateway/api/deps.py`` because the event stream accepts it too. This module adds what
+only the console needs: checking a platform key at login, setting and clearing the cookie, and
+a CSRF token bound to the session (double-submit: the page sends it back in a header).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from fastapi import HTTPException, Request, Response, status
+
+from gateway.api.deps import SESSION_COOKIE, issue_session, verify_session
+from gateway.auth import PLATFORM, AuthError, Principal
+from gateway.service import Gateway
+
+SESSION_TTL_S = 12 * 3600
+CSRF_HEADER = "x-csrf-token"
+
+
+def login(gateway: Gateway, key: str) -> str | None:
+    """A session token for a valid platform key; None otherwise (no reason: nothing leaks)."""
+    try:
+        principal = gateway.authenticator.authenticate(key.strip())
+    except AuthError:
+        return None
+    if principal.kind != PLATFORM:
+        return None
+    return issue_session(gateway, principal.name, principal.communities, SESSION_TTL_S)
+
+
+def set_cookie(response: Response, request: Request, token: str) -> None:
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=SESSION_TTL_S,
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+
+
+def clear_cookie(response: Response, request: Request) -> None:
+    response.delete_cookie(
+        SESSION_COOKIE,
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+
+
+def current(gateway: Gateway, request: Request) -> Principal | None:
+    token = request.cookies.get(SESSION_COOKIE)
+    return verify_session(gateway, token) if token else None
+
+
+def csrf_token(request: Request) -> str:
+    """Bound to the session cookie: a token from another session does not pass."""
+    cookie = request.cookies.get(SESSION_COOKIE, "")
+    return hmac.new(cookie.encode(), b"courtyard-console-csrf", hashlib.sha256).hexdigest()
+
+
+def check_csrf(request: Request, sent: str | None) -> None:
+    """403 unless the request carries this session's CSRF token and, when the browser names
+    it, comes from this origin."""
+    origin = request.headers.get("origin")
+    if origin is not None and origin.rstrip("/") != str(request.base_url).rstrip("/"):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "cross-origin request refused")
+    if not sent or not hmac.compare_digest(sent, csrf_token(request)):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "missing or wrong CSRF token")

@@ -1,0 +1,1 @@
+"""Rules on the committed stream: per-device state and timers, alerts, tickets, triggers."""

@@ -1,0 +1,97 @@
+"""An injectable clock: wall time (persisted deadlines), monotonic time and a scheduler.
+
+Timers are stored as wall-clock deadlines (they survive a restart) and scheduled on the
+monotonic clock of the running process. :class:`FakeClock` moves 48 hours in a call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+
+class Handle(Protocol):
+    def cancel(self) -> None: ...
+
+
+class Clock(Protocol):
+    def now_ms(self) -> int:
+        """Wall time, epoch milliseconds."""
+        ...
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes back."""
+        ...
+
+    def call_at_ms(self, deadline_ms: int, callback: Callable[[], None]) -> Handle:
+        """Run ``callback`` once the wall time reaches ``deadline_ms`` (at once if past)."""
+        ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    """The real clock, scheduling on the running asyncio loop."""
+
+    def now_ms(self) -> int:
+        return int(time.time() * 1000)
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def call_at_ms(self, deadline_ms: int, callback: Callable[[], None]) -> Handle:
+        delay = max(0.0, (deadline_ms - self.now_ms()) / 1000)
+        return asyncio.get_running_loop().call_later(delay, callback)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+class _FakeHandle:
+    __slots__ = ("cancelled",)
+
+    def __init__(self) -> None:
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class FakeClock:
+    """A clock moved by the test: ``advance(ms)`` runs every callback that falls due, in order,
+    with the clock set to each callback's deadline."""
+
+    def __init__(self, start_ms: int = 1_763_700_000_000) -> None:
+        self._now = start_ms
+        self._start = start_ms
+        self._heap: list[tuple[int, int, _FakeHandle, Callable[[], None]]] = []
+        self._seq = itertools.count()
+
+    def now_ms(self) -> int:
+        return self._now
+
+    def monotonic(self) -> float:
+        return (self._now - self._start) / 1000
+
+    def call_at_ms(self, deadline_ms: int, callback: Callable[[], None]) -> Handle:
+        h = _FakeHandle()
+        heapq.heappush(self._heap, (max(deadline_ms, self._now), next(self._seq), h, callback))
+        return h
+
+    def advance(self, ms: int) -> None:
+        target = self._now + ms
+        while self._heap and self._heap[0][0] <= target:
+            at, _, h, cb = heapq.heappop(self._heap)
+            if h.cancelled:
+                continue
+            self._now = at
+            cb()
+        self._now = target
+
+    async def sleep(self, seconds: float) -> None:
+        self.advance(int(seconds * 1000))
+        await asyncio.sleep(0)

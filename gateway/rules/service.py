@@ -1,0 +1,149 @@
+"""Alerting as one part of the gateway: outbox, alerts, tickets, the rules engine, one
+deliverer per webhook endpoint, and the wake-up of live-stream readers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import httpx
+
+from gateway.alerts import AlertBook
+from gateway.config import Registry, Settings
+from gateway.rules.builtin import build_rules
+from gateway.rules.clock import Clock, SystemClock
+from gateway.rules.engine import DeviceInfo, Engine
+from gateway.store.journal import Accepted, Store
+from gateway.tickets import TicketBook
+from gateway.webhooks.delivery import Deliverer
+from gateway.webhooks.outbox import Outbox
+from gateway.webhooks.signing import Signer
+
+log = logging.getLogger(__name__)
+
+
+class StreamHub:
+    """Wakes every live-stream reader when something new is committed (no data passes here:
+    readers read the store from their own position, so a reconnect resumes the same way)."""
+
+    def __init__(self) -> None:
+        self._waiters: set[asyncio.Event] = set()
+
+    def subscribe(self) -> asyncio.Event:
+        ev = asyncio.Event()
+        self._waiters.add(ev)
+        return ev
+
+    def unsubscribe(self, ev: asyncio.Event) -> None:
+        self._waiters.discard(ev)
+
+    def notify(self) -> None:
+        for ev in self._waiters:
+            ev.set()
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._waiters)
+
+
+class Alerting:
+    """Built by the gateway after the store is open; ``start()`` before MQTT ingest starts
+    (it replays what a crash left unprocessed), ``stop()`` at shutdown."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: Registry,
+        store: Store,
+        *,
+        clock: Clock | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.clock = clock or SystemClock()
+        conn: Callable[[], sqlite3.Connection] = lambda: store.conn  # noqa: E731
+        self.outbox = Outbox(conn, [w.url for w in settings.webhooks])
+        self.alerts = AlertBook(conn, self.outbox)
+        self.tickets = TicketBook(conn, self.outbox)
+        self.engine = Engine(
+            conn,
+            self.clock,
+            build_rules(settings.rules),
+            self.alerts,
+            self.tickets,
+            self.outbox,
+            [
+                DeviceInfo(d.id, d.community, d.device_class, d.parent, d.expect_every_s)
+                for d in registry.devices
+            ],
+            store.devices,
+        )
+        self.hub = StreamHub()
+        self._transport = transport
+        self.client: httpx.AsyncClient | None = None
+        self.deliverers: list[Deliverer] = []
+
+    def start(self) -> None:
+        self.outbox.open()
+        self.engine.open()
+        self.outbox.listeners.append(self.hub.notify)
+        self.client = httpx.AsyncClient(
+            transport=self._transport, timeout=10.0, follow_redirects=False
+        )
+        for w in self.settings.webhooks:
+            eid = self.outbox.endpoint_ids[w.url]
+            d = Deliverer(
+                self.outbox,
+                eid,
+                w.url,
+                Signer(w.secret),
+                self.clock,
+                client=self.client,
+                timeout_s=w.timeout_s,
+                retry_for_s=w.retry_for_h * 3600,
+                on_failing=self._failing_callback(eid),
+                transaction=self.engine.external,
+            )
+            self.outbox.listeners.append(d.wake)
+            self.deliverers.append(d)
+        self.engine.replay(self.store.devices)
+        for d in self.deliverers:
+            d.start()
+
+    def _failing_callback(self, eid: int) -> Callable[[bool], None]:
+        device = f"webhook-{eid}"
+
+        def on_failing(failing: bool) -> None:
+            now = self.clock.now_ms()
+            if failing:
+                self.engine.fault(device, "webhook_failing", {"endpoint": eid}, now)
+            else:
+                self.engine.clear_now(device, "webhook_failing", now, "endpoint delivering")
+
+        return on_failing
+
+    def on_commit(self, accepted: Sequence[Accepted]) -> None:
+        self.engine.on_commit(accepted)
+        if self.hub.subscribers and any(a.message.kind == "event" for a in accepted):
+            self.hub.notify()
+
+    async def stop(self) -> None:
+        for d in self.deliverers:
+            await d.stop()
+        self.engine.close()
+        if self.client is not None:
+            await self.client.aclose()
+            self.client = None
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "alerts": self.alerts.counts(),
+            "tickets_open": len(self.tickets.open),
+            "endpoints": self.outbox.stats(self.clock.now_ms()),
+            "attempts": {d.endpoint: d.attempts_total for d in self.deliverers},
+            "stream_subscribers": self.hub.subscribers,
+        }

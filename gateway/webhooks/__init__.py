@@ -1,0 +1,1 @@
+"""Signed webhooks to the property platform: a durable outbox and one deliverer per endpoint."""

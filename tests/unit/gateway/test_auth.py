@@ -1,0 +1,217 @@
+"""Authentication and the authorisation matrix (resident JWTs, platform keys)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+from gateway.auth import Authenticator, AuthError, Principal, may_operate
+from gateway.config import AuthSettings, ConfigError
+
+SECRET = "resident-token-secret-0123456789abcdef"
+PLATFORM_ALL = "platform-key-all-0123456789"
+PLATFORM_C2 = "platform-key-c2-only-0123456"
+
+
+def settings(**kw: object) -> AuthSettings:
+    base: dict[str, object] = {
+        "jwt_secret": SECRET,
+        "platform_keys": [PLATFORM_ALL, {"key": PLATFORM_C2, "communities": ["c2"]}],
+    }
+    return AuthSettings.model_validate({**base, **kw})
+
+
+def token(secret: str = SECRET, alg: str = "HS256", **claims: object) -> str:
+    body: dict[str, object] = {
+        "sub": "r-42",
+        "community": "c1",
+        "building": "b3",
+        "unit": "b3-0101",
+        "exp": int(time.time()) + 600,
+    }
+    body.update(claims)
+    return jwt.encode({k: v for k, v in body.items() if v is not None}, secret, algorithm=alg)
+
+
+@pytest.fixture
+def auth() -> Authenticator:
+    return Authenticator(settings(), ["c1", "c2"])
+
+
+# -- who -----------------------------------------------------------------------------------------
+
+
+def test_resident_token_gives_a_resident_bound_to_community_and_building(auth):
+    p = auth.authenticate(token(jti="t-1"))
+    assert p == Principal(
+        "resident",
+        "r-42",
+        frozenset({"c1"}),
+        building="b3",
+        unit="b3-0101",
+        credential="jwt:t-1",
+    )
+
+
+def test_credential_never_contains_the_token(auth):
+    t = token()
+    p = auth.authenticate(t)
+    assert p.credential.startswith("jwt#")
+    assert t not in p.credential and t.split(".")[2] not in p.credential
+
+
+def test_platform_keys_and_their_scope(auth):
+    assert auth.authenticate(PLATFORM_ALL).communities is None
+    scoped = auth.authenticate(PLATFORM_C2)
+    assert scoped.kind == "platform" and scoped.communities == frozenset({"c2"})
+
+
+def test_expired_token_is_refused(auth):
+    with pytest.raises(AuthError, match="expired"):
+        auth.authenticate(token(exp=int(time.time()) - 3600))
+
+
+def test_token_without_exp_is_refused(auth):
+    with pytest.raises(AuthError):
+        auth.authenticate(token(exp=None))
+
+
+def test_wrong_secret_is_refused(auth):
+    with pytest.raises(AuthError):
+        auth.authenticate(token(secret="another-secret-of-the-same-length-000"))
+
+
+def _unsigned(claims: dict[str, object]) -> str:
+    def b64(obj: object) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+
+    return f"{b64({'alg': 'none', 'typ': 'JWT'})}.{b64(claims)}."
+
+
+def test_alg_none_and_unsigned_tokens_are_refused(auth):
+    claims = {"sub": "r-42", "community": "c1", "building": "b3", "exp": int(time.time()) + 60}
+    with pytest.raises(AuthError):
+        auth.authenticate(_unsigned(claims))
+    # the signature part stripped from a valid token
+    head, body, _ = token().split(".")
+    with pytest.raises(AuthError):
+        auth.authenticate(f"{head}.{body}.")
+
+
+@pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
+def test_algorithm_is_fixed_by_configuration_not_by_the_token(auth):
+    # the same secret with HS512: the token asks for another algorithm, refused
+    with pytest.raises(AuthError):
+        auth.authenticate(token(alg="HS512"))
+
+
+def test_unknown_community_or_missing_claims_are_refused(auth):
+    with pytest.raises(AuthError):
+        auth.authenticate(token(community="c9"))
+    with pytest.raises(AuthError):
+        auth.authenticate(token(community=None))
+    with pytest.raises(AuthError):
+        auth.authenticate(token(sub=None))
+
+
+def test_garbage_and_no_resident_config():
+    with pytest.raises(AuthError):
+        Authenticator(settings(), ["c1"]).authenticate("not-a-token")
+    no_jwt = Authenticator(settings(jwt_secret=""), ["c1"])
+    with pytest.raises(AuthError):
+        no_jwt.authenticate(token())
+
+
+def _pem(public_key: object) -> bytes:
+    return public_key.public_bytes(  # type: ignore[attr-defined]
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+@pytest.mark.parametrize("kind", ["rsa", "ed25519"])
+def test_public_key_tokens(tmp_path, kind):
+    if kind == "rsa":
+        private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        alg = "RS256"
+    else:
+        private = ed25519.Ed25519PrivateKey.generate()
+        alg = "EdDSA"
+    pem = tmp_path / "jwt.pem"
+    pem.write_bytes(_pem(private.public_key()))
+    auth = Authenticator(settings(jwt_secret="", jwt_public_key_file=str(pem)), ["c1"])
+    assert auth.algorithm == alg
+    claims = {"sub": "r-1", "community": "c1", "building": "b3", "exp": int(time.time()) + 60}
+    assert auth.authenticate(jwt.encode(claims, private, algorithm=alg)).name == "r-1"
+    # algorithm confusion: an HS256 token keyed with the public key's PEM text
+    head = base64.urlsafe_b64encode(b'{"alg":"HS256","typ":"JWT"}').rstrip(b"=").decode()
+    body = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    sig = hmac.new(pem.read_bytes(), f"{head}.{body}".encode(), hashlib.sha256).digest()
+    forged = f"{head}.{body}.{base64.urlsafe_b64encode(sig).rstrip(b'=').decode()}"
+    with pytest.raises(AuthError):
+        auth.authenticate(forged)
+
+
+def test_bad_public_key_file_is_a_config_error(tmp_path):
+    bad = tmp_path / "bad.pem"
+    bad.write_text("not a key")
+    with pytest.raises(ConfigError, match="jwt_public_key_file"):
+        Authenticator(settings(jwt_secret="", jwt_public_key_file=str(bad)))
+
+
+def test_secret_and_public_key_together_are_refused_by_config():
+    with pytest.raises(ValueError, match="not both"):
+        settings(jwt_public_key_file="/tmp/x.pem")
+
+
+# -- what: the matrix ------------------------------------------------------------------------------
+
+B3 = Principal("resident", "r-42", frozenset({"c1"}), building="b3", unit="b3-0101")
+DOORS = {
+    "b3-entrance": ("c1", "b3", "access"),
+    "b5-entrance": ("c1", "b5", "access"),
+    "gate-north": ("c1", "", "access"),
+    "other-gate": ("c2", "", "access"),
+    "other-b3": ("c2", "b3", "access"),
+    "barrier-1": ("c1", "", "parking"),
+    "locker-1": ("c1", "b3", "locker"),
+}
+
+
+@pytest.mark.parametrize(
+    ("device", "expected"),
+    [
+        ("b3-entrance", ""),
+        ("gate-north", ""),
+        ("b5-entrance", "other_building"),
+        ("other-gate", "other_community"),
+        ("other-b3", "other_community"),
+        ("barrier-1", "not_a_door"),
+        ("locker-1", "not_a_door"),
+    ],
+)
+def test_resident_of_b3(device, expected):
+    assert may_operate(B3, *DOORS[device]) == expected
+
+
+def test_resident_with_a_verified_token_goes_through_the_same_matrix(auth):
+    p = auth.authenticate(token())
+    assert may_operate(p, *DOORS["b3-entrance"]) == ""
+    assert may_operate(p, *DOORS["b5-entrance"]) == "other_building"
+    assert may_operate(p, *DOORS["other-gate"]) == "other_community"
+
+
+def test_platform_keys_are_scoped_to_their_communities(auth):
+    everything = auth.authenticate(PLATFORM_ALL)
+    c2 = auth.authenticate(PLATFORM_C2)
+    for device in DOORS.values():
+        assert may_operate(everything, *device) == ""
+    assert may_operate(c2, *DOORS["other-gate"]) == ""
+    assert may_operate(c2, *DOORS["barrier-1"]) == "other_community"

@@ -1,0 +1,358 @@
+"""Signed commands: signing against the device's own verifier, rate limits, the attempt
+pipeline with a fake broker, idempotency, ack correlation and security events."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+
+from devices.model import Decoded
+from firmware_stubs import signing as device_side
+from gateway import audit as A
+from gateway.audit import AuditLog
+from gateway.auth import Principal
+from gateway.command_signing import build_command, canonical_json, sign
+from gateway.commands import CommandService, TokenBuckets
+from gateway.config import CommandSettings, RegistryDevice
+from gateway.mqtt.errors import NotConnected
+from gateway.store.journal import Accepted, DeviceState
+
+SECRET = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+NOW = 1_763_700_000_000
+
+
+# -- signing, checked by the device's independent implementation -------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [{"seconds": 5}, {"lane": "in-1"}, {"compartment": 7}, {"x": 0.1, "y": 1e-7, "z": "Zürich 门"}],
+)
+def test_signature_verifies_on_the_device_side(args):
+    cmd = build_command("gate-north", "unlock", args, SECRET, issued_at_ms=NOW, validity_ms=5000)
+    wire = json.loads(canonical_json(cmd))
+    assert device_side.verify(wire, "gate-north", SECRET, NOW + 1000, NOW - 1, set()) is None
+    assert device_side.sign_command(wire, SECRET) == cmd["sig"]
+
+
+def test_canonical_json_is_what_the_contract_says():
+    assert canonical_json({"b": 1, "a": "é", "c": {"z": 0.5, "y": [1, 2]}}) == (
+        '{"a":"é","b":1,"c":{"y":[1,2],"z":0.5}}'.encode()
+    )
+    assert "=" not in sign({"a": 1}, SECRET)
+
+
+def test_any_change_breaks_the_signature_and_the_device_sees_it():
+    cmd = build_command(
+        "gate-north", "unlock", {"seconds": 5}, SECRET, issued_at_ms=NOW, validity_ms=5000
+    )
+    for key, value in (
+        ("device", "gate-south"),
+        ("expires_at", NOW + 99_000),
+        ("args", {"seconds": 30}),
+    ):
+        tampered = {**cmd, key: value}
+        assert (
+            device_side.verify(tampered, "gate-north", SECRET, NOW, NOW - 1, set())
+            == "bad_signature"
+        )
+    other = build_command("gate-north", "unlock", {}, "ff" * 32, issued_at_ms=NOW, validity_ms=5000)
+    assert device_side.verify(other, "gate-north", SECRET, NOW, NOW - 1, set()) == "bad_signature"
+
+
+def test_ids_are_unique():
+    ids = {
+        build_command("d", "unlock", {}, SECRET, issued_at_ms=NOW, validity_ms=1)["id"]
+        for _ in range(1000)
+    }
+    assert len(ids) == 1000
+
+
+# -- token buckets ------------------------------------------------------------------------------
+
+
+def test_token_bucket_burst_then_refill():
+    clock = [100.0]
+    buckets = TokenBuckets(per_minute=6, burst=3, monotonic=lambda: clock[0])
+    assert [buckets.take("r") for _ in range(3)] == [0.0, 0.0, 0.0]
+    wait = buckets.take("r")
+    assert wait == pytest.approx(10.0)  # 6 a minute: one every 10 s
+    assert buckets.take("other") == 0.0  # per key
+    clock[0] += 10.0
+    assert buckets.take("r") == 0.0
+    assert buckets.take("r") > 0
+
+
+# -- the attempt pipeline ---------------------------------------------------------------------
+
+
+class FakeBroker:
+    """Stands in for the MQTT client; can answer like a device through ``service.on_commit``."""
+
+    def __init__(self) -> None:
+        self.connected = True
+        self.published: list[dict[str, Any]] = []
+        self.reply: dict[str, Any] | None = {"ok": True}
+        self.service: CommandService | None = None
+        self.fail = False
+
+    async def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        qos: int = 1,
+        retain: bool = False,
+        message_expiry: int | None = None,
+        timeout: float = 5.0,  # noqa: ASYNC109 - the client's signature
+    ) -> None:
+        if self.fail:
+            raise NotConnected("down")
+        cmd = json.loads(payload)
+        self.published.append(
+            {"topic": topic, "cmd": cmd, "qos": qos, "retain": retain, "expiry": message_expiry}
+        )
+        if self.reply is not None and self.service is not None:
+            st = self.service.devices[cmd["device"]]
+            reply = {"id": cmd["id"], **self.reply}
+            loop = asyncio.get_running_loop()
+            loop.call_later(0.01, self.service.on_commit, [ack(st, reply)])
+
+
+def ack(st: DeviceState, attrs: dict[str, Any]) -> Accepted:
+    return Accepted(st, Decoded(st.device_class, st.device, "ack", NOW, attrs=attrs), NOW)
+
+
+def door(
+    id_: int,
+    name: str,
+    building: str = "",
+    community: str = "c1",
+    online: bool | None = True,
+    cls: str = "access",
+    registered: bool = True,
+) -> DeviceState:
+    return DeviceState(id_, name, community, cls, building, registered=registered, online=online)
+
+
+@pytest.fixture
+def world(tmp_path):
+    devices = {
+        d.device: d
+        for d in (
+            door(1, "b3-entrance", "b3"),
+            door(2, "b5-entrance", "b5"),
+            door(3, "gate-north"),
+            door(4, "other-gate", community="c2"),
+            door(5, "b3-dead", "b3", online=False),
+            door(6, "b3-never", "b3", online=None),
+            door(7, "stray-door", "b3", registered=False),
+            door(8, "barrier-1", cls="parking"),
+            door(9, "b3-nosecret", "b3"),
+        )
+    }
+    registry = {
+        name: RegistryDevice.model_validate(
+            {
+                "id": name,
+                "community": st.community,
+                "class": st.device_class,
+                "building": st.building,
+                "secret": "" if name == "b3-nosecret" else SECRET,
+            }
+        )
+        for name, st in devices.items()
+        if name != "stray-door"
+    }
+    log = AuditLog(str(tmp_path / "audit.db"))
+    log.open()
+    broker = FakeBroker()
+    service = CommandService(
+        CommandSettings(timeout_s=1, validity_s=1, rate_per_minute_resident=60, burst=5),
+        prefix="community",
+        devices=devices,
+        registry=registry,
+        audit=log,
+        publisher=lambda: broker,
+    )
+    broker.service = service
+    yield service, broker, log
+    log.close()
+
+
+RESIDENT = Principal("resident", "r-42", frozenset({"c1"}), building="b3", credential="jwt:t1")
+PLATFORM = Principal("platform", "platform-key-0", None, credential="platform-key-0")
+
+
+async def test_happy_path_publishes_a_signed_expiring_unretained_command(world):
+    service, broker, log = world
+    result = await service.execute(
+        RESIDENT, "b3-entrance", "unlock", {"seconds": 5}, doors_only=True
+    )
+    assert result.outcome == A.OK and result.command_id and result.latency_ms is not None
+    (sent,) = broker.published
+    assert sent["topic"] == "community/c1/access/b3-entrance/cmd"
+    assert sent["qos"] == 1 and sent["retain"] is False and 0 < sent["expiry"] <= 1
+    cmd = sent["cmd"]
+    assert cmd["expires_at"] - cmd["issued_at"] == 1000
+    assert device_side.verify(cmd, "b3-entrance", SECRET, cmd["issued_at"], 0, set()) is None
+    (row,) = log.query().items
+    assert row["outcome"] == "ok" and row["principal"] == "r-42" and row["credential"] == "jwt:t1"
+    assert row["command_id"] == result.command_id and row["latency_ms"] == result.latency_ms
+
+
+@pytest.mark.parametrize(
+    ("device", "outcome", "reason"),
+    [
+        ("b5-entrance", A.FORBIDDEN, "other_building"),
+        ("other-gate", A.FORBIDDEN, "other_community"),
+        ("nowhere", A.NOT_FOUND, "no such door"),
+        ("barrier-1", A.NOT_FOUND, "no such door"),
+        ("b3-dead", A.OFFLINE, "device offline"),
+        ("b3-never", A.OFFLINE, "never seen"),
+        ("stray-door", A.NOT_COMMANDABLE, "discovered device: not in the registry"),
+        ("b3-nosecret", A.NOT_COMMANDABLE, "no command secret in the registry"),
+    ],
+)
+async def test_refusals_send_nothing_and_are_audited(world, device, outcome, reason):
+    service, broker, log = world
+    result = await service.execute(RESIDENT, device, "unlock", {"seconds": 5}, doors_only=True)
+    assert (result.outcome, result.reason) == (outcome, reason)
+    assert broker.published == []
+    (row,) = log.query(device=device).items
+    assert row["outcome"] == outcome and row["reason"] == reason and row["principal"] == "r-42"
+
+
+async def test_device_refusal_and_timeout_and_broker_failure(world):
+    service, broker, log = world
+    broker.reply = {"ok": False, "error": "expired"}
+    refused = await service.execute(PLATFORM, "gate-north", "unlock", {"seconds": 3})
+    assert (refused.outcome, refused.reason) == (A.REFUSED, "expired")
+    broker.reply = None
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    timed_out = await service.execute(PLATFORM, "gate-north", "unlock", {"seconds": 3})
+    assert timed_out.outcome == A.TIMEOUT and 0.9 <= loop.time() - t0 < 2.0
+    assert service.pending == 0
+    broker.fail = True
+    failed = await service.execute(PLATFORM, "gate-north", "unlock", {"seconds": 3})
+    assert failed.outcome == A.FAILED
+    assert [r["outcome"] for r in log.query().items] == [A.FAILED, A.TIMEOUT, A.REFUSED]
+
+
+async def test_an_ack_from_another_device_does_not_confirm(world):
+    service, broker, _ = world
+    broker.reply = None
+    task = asyncio.create_task(service.execute(PLATFORM, "gate-north", "unlock", {"seconds": 3}))
+    for _ in range(100):
+        if broker.published:
+            break
+        await asyncio.sleep(0.001)
+    cmd_id = broker.published[0]["cmd"]["id"]
+    service.on_commit([ack(service.devices["b3-entrance"], {"id": cmd_id, "ok": True})])
+    result = await task
+    assert result.outcome == A.TIMEOUT
+
+
+async def test_platform_commands_validate_args_with_the_profile(world):
+    service, broker, _ = world
+    bad = await service.execute(PLATFORM, "barrier-1", "open_barrier", {"lane": "in", "x": 1})
+    assert bad.outcome == A.BAD_REQUEST and "bad_args" in bad.reason
+    unknown = await service.execute(PLATFORM, "barrier-1", "unlock", {"seconds": 5})
+    assert unknown.outcome == A.BAD_REQUEST and "unknown_action" in unknown.reason
+    ok = await service.execute(PLATFORM, "barrier-1", "open_barrier", {"lane": "in"})
+    assert ok.outcome == A.OK
+    assert broker.published[-1]["cmd"]["args"] == {"lane": "in"}
+    scoped = Principal("platform", "platform-key-1", frozenset({"c2"}))
+    hidden = await service.execute(scoped, "barrier-1", "open_barrier", {"lane": "in"})
+    assert hidden.outcome == A.NOT_FOUND
+
+
+async def test_idempotency_key_sends_one_command_and_repeats_the_answer(world):
+    service, broker, log = world
+    first, second = await asyncio.gather(
+        service.execute(RESIDENT, "b3-entrance", "unlock", {"seconds": 5}, idempotency_key="k1"),
+        service.execute(RESIDENT, "b3-entrance", "unlock", {"seconds": 5}, idempotency_key="k1"),
+    )
+    third = await service.execute(
+        RESIDENT, "b3-entrance", "unlock", {"seconds": 5}, idempotency_key="k1"
+    )
+    assert first == second == third and first.outcome == A.OK
+    assert len(broker.published) == 1 and len(log.query().items) == 1
+    other = Principal("resident", "r-43", frozenset({"c1"}), building="b3")
+    theirs = await service.execute(
+        other, "b3-entrance", "unlock", {"seconds": 5}, idempotency_key="k1"
+    )
+    assert theirs.command_id != first.command_id  # keys are per principal
+    reused = await service.execute(
+        RESIDENT, "gate-north", "unlock", {"seconds": 5}, idempotency_key="k1"
+    )
+    assert reused.outcome == A.BAD_REQUEST
+    assert len(broker.published) == 2
+
+
+async def test_rate_limits_per_resident_and_per_door(world):
+    service, _, log = world
+    results = [
+        (await service.execute(RESIDENT, "b3-entrance", "unlock", {"seconds": 5})).outcome
+        for _ in range(7)
+    ]
+    assert results == [A.OK] * 5 + [A.RATE_LIMITED] * 2
+    limited = await service.execute(RESIDENT, "gate-north", "unlock", {"seconds": 5})
+    assert limited.outcome == A.RATE_LIMITED and limited.retry_after_s and limited.retry_after_s > 0
+    # the door's own bucket: other principals hitting the same door
+    outcomes = [
+        (
+            await service.execute(
+                Principal("platform", f"k{i}", None), "gate-north", "unlock", {"seconds": 5}
+            )
+        ).outcome
+        for i in range(6)
+    ]
+    assert outcomes == [A.OK] * 5 + [A.RATE_LIMITED]
+    assert log.query(outcome=A.RATE_LIMITED).items
+
+
+async def test_tamper_events_and_foreign_refusals_are_security_rows(world):
+    service, _, log = world
+    st = service.devices["b3-entrance"]
+    service.on_commit(
+        [
+            Accepted(
+                st,
+                Decoded(
+                    "access",
+                    st.device,
+                    "event",
+                    NOW,
+                    event="tamper",
+                    attrs={"reason": "replayed", "command_id": "c-1"},
+                ),
+                NOW,
+            ),
+            Accepted(
+                st,
+                Decoded(
+                    "access",
+                    st.device,
+                    "event",
+                    NOW,
+                    event="tamper",
+                    attrs={"reason": "enclosure_opened"},
+                ),
+                NOW,
+            ),
+            ack(st, {"id": "c-2", "ok": False, "error": "expired"}),
+            ack(st, {"id": "c-1", "ok": False, "error": "replayed"}),  # counted by its tamper event
+        ]
+    )
+    rows = log.query(outcome=A.SECURITY).items
+    assert [(r["reason"], r["command_id"]) for r in rows] == [
+        ("expired", "c-2"),
+        ("replayed", "c-1"),
+    ]
+    assert service.security_events == {"replayed": 1, "expired": 1}
+    text = "\n".join(service.metrics())
+    assert 'courtyard_security_events_total{reason="replayed"} 1' in text
