@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
+import psutil
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -29,6 +32,41 @@ sys.path.insert(0, str(REPO))
 from tests.integration.alerting_helpers import config, registry  # noqa: E402
 from tests.integration.servers import GatewayProcess, Mosquitto  # noqa: E402
 from tests.unit.webhooks.receiver import Receiver  # noqa: E402
+
+
+class RemoteReceiver:
+    """The receiver in a process of its own (the platform is not in the publisher's process:
+    sharing one interpreter lock with the MQTT clients would slow it, not the gateway)."""
+
+    def __init__(self) -> None:
+        self.conn, child = multiprocessing.Pipe()
+        self.proc = multiprocessing.Process(target=_serve_receiver, args=(child,), daemon=True)
+        self.proc.start()
+        self.url = self.conn.recv()
+
+    def _ask(self, what: str) -> Any:
+        self.conn.send(what)
+        return self.conn.recv()
+
+    def of_type(self, type_: str) -> list[dict[str, Any]]:
+        return [r for r in self._ask("received") if r["type"] == type_]
+
+    @property
+    def bad_signatures(self) -> int:
+        return int(self._ask("bad"))
+
+    def close(self) -> None:
+        self.conn.send("stop")
+        self.proc.join(5)
+
+
+def _serve_receiver(conn: Any) -> None:
+    r = Receiver(strict_time=True)
+    conn.send(r.url)
+    while (what := conn.recv()) != "stop":
+        with r.lock:
+            conn.send(list(r.received) if what == "received" else r.bad_signatures)
+    r.close()
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -40,7 +78,7 @@ def run(rate: int, alerts: int, interval: float, verbose: bool = False) -> dict[
     with tempfile.TemporaryDirectory() as tmp:
         broker = Mosquitto(Path(tmp) / "broker")
         broker.start()
-        receiver = Receiver(strict_time=True)
+        receiver = RemoteReceiver()
         gw = GatewayProcess(
             Path(tmp) / "gw",
             mqtt_url=broker.url,
@@ -49,6 +87,10 @@ def run(rate: int, alerts: int, interval: float, verbose: bool = False) -> dict[
         )
         flood = None
         pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-doors")
+        # a bystander subscriber splits the latency: broker delivery vs the gateway's part
+        seen: dict[str, float] = {}
+        sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-watch")
+        sub.on_message = lambda _c, _u, msg: seen.setdefault(msg.topic.split("/")[3], time.time())
         try:
             gw.start()
             duration = alerts * interval + 8
@@ -76,6 +118,12 @@ def run(rate: int, alerts: int, interval: float, verbose: bool = False) -> dict[
                     stderr=subprocess.DEVNULL,
                 )
                 time.sleep(4)  # steady load (the 1,000 flood devices discovered) first
+            assert gw.proc is not None
+            gw_proc = psutil.Process(gw.proc.pid)
+            gw_proc.cpu_percent()
+            sub.connect("127.0.0.1", broker.port)
+            sub.subscribe("community/c1/access/+/event", qos=1)
+            sub.loop_start()
             pub.connect("127.0.0.1", broker.port)
             pub.loop_start()
             sent: dict[str, float] = {}
@@ -85,6 +133,7 @@ def run(rate: int, alerts: int, interval: float, verbose: bool = False) -> dict[
                 sent[door] = time.time()
                 pub.publish(f"community/c1/access/{door}/event", body, qos=1)
                 time.sleep(interval)
+            cpu = gw_proc.cpu_percent()
             deadline = time.monotonic() + 30
             while len(receiver.of_type("alert.raised")) < alerts and time.monotonic() < deadline:
                 time.sleep(0.05)
@@ -94,6 +143,12 @@ def run(rate: int, alerts: int, interval: float, verbose: bool = False) -> dict[
                 start = min(sent.values())
                 slow = sorted(((got[d] - t0) * 1000, t0 - start) for d, t0 in sent.items())
                 print("slowest (ms, at s):", [(round(a), round(b, 2)) for a, b in slow[-12:]])
+            via_broker = [(seen[d] - t0) * 1000 for d, t0 in sent.items() if d in seen]
+            in_gateway = [(got[d] - seen[d]) * 1000 for d in sent if d in got and d in seen]
+            queued_p99 = 0.0
+            for line in gw.get("/metrics").text.splitlines():
+                if line.startswith("courtyard_webhook_delivery_latency_ms") and '"0.99"' in line:
+                    queued_p99 = float(line.rsplit(" ", 1)[1])
             background = {}
             if flood is not None:
                 out, _ = flood.communicate(timeout=120)
@@ -105,10 +160,16 @@ def run(rate: int, alerts: int, interval: float, verbose: bool = False) -> dict[
                 "p50_ms": round(statistics.median(lat), 1),
                 "p99_ms": round(percentile(lat, 0.99), 1),
                 "max_ms": round(max(lat), 1),
+                "broker_to_bystander_p99_ms": round(percentile(via_broker, 0.99), 1),
+                "bystander_to_webhook_p99_ms": round(percentile(in_gateway, 0.99), 1),
+                "queued_to_delivered_p99_ms": queued_p99,
                 "background_rate_msg_s": round(float(background.get("rate", 0)), 0),
+                "gateway_cpu_pct": round(cpu, 0),
+                "load_avg_1m": round(psutil.getloadavg()[0], 2),
             }
         finally:
             pub.loop_stop()
+            sub.loop_stop()
             if flood is not None and flood.poll() is None:
                 flood.kill()
             gw.stop()

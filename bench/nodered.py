@@ -77,7 +77,7 @@ def ensure_installed() -> Path:
 
 
 def _write_config(workdir: Path, broker_port: int, client_id: str, influx_url: str) -> Path:
-    from tests.integration.influx_servers import free_port
+    from gateway.mqtt.broker import free_port
 
     flow = (TEMPLATES / "flow.json").read_text()
     for key, value in {
@@ -136,6 +136,7 @@ def drain_nodered(
     influx_url: str,
     workdir: Path,
     count: Callable[[], int],
+    stall_s: float = STALL_S,
 ) -> dict[str, Any]:
     """Run the flow on the queued session until ``count()`` reaches ``messages`` or stalls.
 
@@ -162,7 +163,7 @@ def drain_nodered(
             time.sleep(0.02)
         connected = out.connected_at
         stored, grew_at = 0, connected
-        while stored < messages and time.monotonic() - grew_at < STALL_S:
+        while stored < messages and time.monotonic() - grew_at < stall_s:
             time.sleep(0.5)
             now, n = time.monotonic(), count()
             if n > stored:
@@ -176,7 +177,7 @@ def drain_nodered(
     seconds = grew_at - connected
     lost = messages - stored
     if lost > 0:
-        _log(f"Node-RED lost {lost} of {messages} points (no growth for {STALL_S:.0f} s)")
+        _log(f"Node-RED lost {lost} of {messages} points (no growth for {stall_s:.0f} s)")
     if out.errors:
         _log(f"{out.errors.total()} errors logged in {workdir / 'node-red.log'}")
     return {
@@ -197,26 +198,29 @@ def main() -> None:
     messages = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
     client_id = "bench-nodered"
     ensure_installed()
-    with tempfile.TemporaryDirectory(prefix="courtyard-nodered-") as tmp:
-        root = Path(tmp)
-        broker, vm = Mosquitto(root / "broker"), VictoriaMetricsServer(root / "vm")
-        broker.start()
-        try:
-            vm.start()
-            make_sessions(broker.port, [client_id])
-            _log(f"queuing {messages} messages ...")
-            queue(broker.port, messages, 0)
-            result = drain_nodered(
-                broker.port,
-                client_id,
-                messages,
-                vm.url,
-                root / "node-red",
-                lambda: vm.count("meter_power_w"),
-            )
-        finally:
-            vm.stop()
-            broker.stop()
+    root = Path(tempfile.mkdtemp(prefix="courtyard-nodered-"))
+    broker, vm = Mosquitto(root / "broker"), VictoriaMetricsServer(root / "vm")
+    broker.start()
+    try:
+        vm.start()
+        make_sessions(broker.port, [client_id])
+        _log(f"queuing {messages} messages ...")
+        queue(broker.port, messages, 0)
+        result = drain_nodered(
+            broker.port,
+            client_id,
+            messages,
+            vm.url,
+            root / "node-red",
+            lambda: vm.count("meter_power_w"),
+        )
+    finally:
+        vm.stop()
+        broker.stop()
+    if result["lost"] or result["errors"]:
+        _log(f"kept {root} (Node-RED's log is node-red/node-red.log)")
+    else:
+        shutil.rmtree(root, ignore_errors=True)
     print(json.dumps(result))
 
 

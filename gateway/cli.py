@@ -175,7 +175,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         )
         api = f"http://{args.listen}"
         print(
-            f"\n  API        {api}  (OpenAPI: {api}/docs)\n"
+            f"\n  console    {api}/console  (sign in with the platform key)\n"
+            f"  API        {api}  (OpenAPI: {api}/docs)\n"
             f"  broker     {gw.mqtt_url}\n"
             f"  platform key: {key}\n\n"
             f"  try: curl -H 'Authorization: Bearer {key}' {api}/api/v1/devices\n"

@@ -210,6 +210,26 @@ class CommandSettings(_Section):
         return self
 
 
+class ConsoleOperator(_Section):
+    """A console account (``[[console.operators]]``): a name and a scrypt hash of its password
+    (``python -m gateway.console.password``), optionally scoped to some communities."""
+
+    name: Ident
+    password_hash: str = Field(repr=False)
+    communities: list[Ident] | None = None  # None: every community
+
+    @field_validator("password_hash")
+    @classmethod
+    def _hash(cls, v: str) -> str:
+        from gateway.console.password import check_format
+
+        return check_format(v)
+
+
+class ConsoleSettings(_Section):
+    operators: list[ConsoleOperator] = []
+
+
 class Settings(_Section):
     mqtt: MqttSettings = MqttSettings()
     store: StoreSettings = StoreSettings()
@@ -229,6 +249,7 @@ class Settings(_Section):
 
     commands: CommandSettings = CommandSettings()
     serial: list[SerialBus] = []  # RS-485 buses (docs/fieldbus.md)
+    console: ConsoleSettings = ConsoleSettings()  # web console accounts (dashboards/README.md)
 
     @model_validator(mode="after")
     def _serial_ids(self) -> Settings:

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Install the Debian packages Courtyard needs when they are missing.
 #   scripts/system-deps.sh demo   -> mosquitto (the embedded broker)
-#   scripts/system-deps.sh test   -> mosquitto, influxdb, victoria-metrics (real servers in tests)
+#   scripts/system-deps.sh test   -> mosquitto, influxdb, victoria-metrics, chromium (real servers
+#                                    and the browser of the tests)
 set -euo pipefail
 profile=${1:-demo}
 declare -A need=( [mosquitto]=/usr/sbin/mosquitto [mosquitto-clients]=/usr/bin/mosquitto_sub )
 if [ "$profile" = test ] || [ "$profile" = bench ]; then
   need[influxdb]=/usr/bin/influxd
   need[victoria-metrics]=/usr/bin/victoria-metrics
+  need[chromium]=/usr/bin/chromium  # the console's browser tests (tests/e2e)
 fi
 missing=()
 for pkg in "${!need[@]}"; do

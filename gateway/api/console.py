@@ -58,6 +58,15 @@ PageUser = Annotated[Principal, Depends(_page_user)]
 ApiUser = Annotated[Principal, Depends(_api_user)]
 
 
+def _throttle(request: Request) -> session.LoginThrottle:
+    """The app's sign-in throttle, made with the first sign-in."""
+    state = request.app.state
+    if getattr(state, "console_throttle", None) is None:
+        state.console_throttle = session.LoginThrottle()
+    throttle: session.LoginThrottle = state.console_throttle
+    return throttle
+
+
 def _render(request: Request, page: str, principal: Principal, **data: Any) -> HTMLResponse:
     context = {
         "page": page,
@@ -90,9 +99,29 @@ async def login(request: Request, gateway: GatewayDep) -> Response:
     if origin is not None and origin.rstrip("/") != str(request.base_url).rstrip("/"):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "cross-origin request refused")
     form = parse_qs((await request.body()).decode("utf-8", errors="replace"))
-    token = session.login(gateway, (form.get("key") or [""])[0])
+    key, name, password = ((form.get(f) or [""])[0] for f in ("key", "operator", "password"))
+    throttle = _throttle(request)
+    # platform keys (16+ random characters) are not worth guessing; an operator password is,
+    # so failures count per name and client address (not per name alone: a stranger could
+    # then lock the guard out)
+    client = request.client.host if request.client else ""
+    who = "" if key else f"{name}@{client}"
+    if who and throttle.blocked(who):
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            "too many failed sign-ins: wait a minute",
+            headers={"Retry-After": str(int(throttle.window_s))},
+        )
+    if key:
+        token = session.login(gateway, key)
+    else:
+        token = await run_in_threadpool(session.login_operator, gateway, name, password)
     if token is None:
+        if who:
+            throttle.failed(who)
         return RedirectResponse("/console/login?error=1", status.HTTP_303_SEE_OTHER)
+    if who:
+        throttle.succeeded(who)
     response = RedirectResponse("/console/security", status.HTTP_303_SEE_OTHER)
     session.set_cookie(response, request, token)
     return response

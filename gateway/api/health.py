@@ -122,6 +122,14 @@ def alerting_metrics(alerting: Any) -> list[str]:
         metric(name, kind, help_)
         for e in stats["endpoints"]:
             _line(out, name, float(e[key]), {"endpoint": str(e["endpoint"])})
+    metric("courtyard_webhook_attempts_total", "counter", "Delivery attempts")
+    for endpoint, n in sorted(stats["attempts"].items()):
+        _line(out, "courtyard_webhook_attempts_total", n, {"endpoint": str(endpoint)})
+    name = "courtyard_webhook_delivery_latency_ms"
+    metric(name, "summary", "Queued to accepted, recent 1,000 deliveries")
+    for endpoint, qs in sorted(stats["latency_ms"].items()):
+        for q, v in qs.items():
+            _line(out, name, v, {"endpoint": str(endpoint), "quantile": q})
     metric("courtyard_stream_subscribers", "gauge", "Live event stream clients")
     _line(out, "courtyard_stream_subscribers", stats["stream_subscribers"])
     return out

@@ -2,19 +2,23 @@
 
 The session token itself (``issue_session`` / ``verify_session``, HMAC-signed, with an expiry)
 lives in ``gateway/api/deps.py`` because the event stream accepts it too. This module adds what
-only the console needs: checking a platform key at login, setting and clearing the cookie, and
-a CSRF token bound to the session (double-submit: the page sends it back in a header).
+only the console needs: checking a platform key or an operator account at login, setting and
+clearing the cookie, and a CSRF token bound to the session (the page sends it back in a
+header).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import time
+from collections.abc import Callable
 
 from fastapi import HTTPException, Request, Response, status
 
 from gateway.api.deps import SESSION_COOKIE, issue_session, verify_session
 from gateway.auth import PLATFORM, AuthError, Principal
+from gateway.console.password import verify
 from gateway.service import Gateway
 
 SESSION_TTL_S = 12 * 3600
@@ -30,6 +34,17 @@ def login(gateway: Gateway, key: str) -> str | None:
     if principal.kind != PLATFORM:
         return None
     return issue_session(gateway, principal.name, principal.communities, SESSION_TTL_S)
+
+
+def login_operator(gateway: Gateway, name: str, password: str) -> str | None:
+    """A session token for an operator account of ``[console]`` with this password (scrypt,
+    slow on purpose: call it from a worker thread); None otherwise."""
+    found = next((o for o in gateway.settings.console.operators if o.name == name), None)
+    ok = verify(password, found.password_hash if found is not None else None)
+    if found is None or not ok:
+        return None
+    scope = None if found.communities is None else frozenset(found.communities)
+    return issue_session(gateway, f"operator:{found.name}", scope, SESSION_TTL_S)
 
 
 def set_cookie(response: Response, request: Request, token: str) -> None:
@@ -73,3 +88,41 @@ def check_csrf(request: Request, sent: str | None) -> None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "cross-origin request refused")
     if not sent or not hmac.compare_digest(sent, csrf_token(request)):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "missing or wrong CSRF token")
+
+
+class LoginThrottle:
+    """At most ``limit`` failed sign-ins per operator name (or per key attempt) in ``window_s``;
+    past that, every attempt is refused until the window has passed. In memory: a restart
+    forgets, which costs an attacker a restart of the gateway per few guesses."""
+
+    def __init__(
+        self,
+        limit: int = 5,
+        window_s: float = 60.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self.monotonic = monotonic
+        self._failures: dict[str, list[float]] = {}
+
+    def _recent(self, who: str) -> list[float]:
+        now = self.monotonic()
+        kept = [t for t in self._failures.get(who, []) if now - t < self.window_s]
+        if kept:
+            self._failures[who] = kept
+        else:
+            self._failures.pop(who, None)
+        return kept
+
+    def blocked(self, who: str) -> bool:
+        return len(self._recent(who)) >= self.limit
+
+    def failed(self, who: str) -> None:
+        self._recent(who)
+        if len(self._failures) > 10_000:  # bounded: forget the oldest names first
+            self._failures.pop(next(iter(self._failures)))
+        self._failures.setdefault(who, []).append(self.monotonic())
+
+    def succeeded(self, who: str) -> None:
+        self._failures.pop(who, None)

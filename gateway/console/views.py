@@ -8,7 +8,7 @@ for the templates; they read, never write. History comes from the same queries a
 from __future__ import annotations
 
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -89,7 +89,7 @@ def open_alerts(gateway: Gateway, principal: Principal) -> list[dict[str, Any]]:
 def security(gateway: Gateway, principal: Principal) -> dict[str, Any]:
     now = gateway.now_ms()
     alerts = open_alerts(gateway, principal)
-    forced = {x["device"] for x in alerts if x["rule"] == "door_forced" and x["status"] == "active"}
+    forced = {x["device"] for x in alerts if x["rule"] == "door_forced"}
     buildings: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for st in devices(gateway, principal, "access"):
         if st.online is False:
@@ -103,13 +103,29 @@ def security(gateway: Gateway, principal: Principal) -> dict[str, Any]:
         buildings[st.building or "Community gates"].append(
             {"id": st.device, "state": state, "last_seen": age(st.last_seen_ms, now)}
         )
-    ids = [st.id for st in devices(gateway, principal)]
-    page = gateway.queries.events(ids, since=now - DAY_MS, until=now + 300_000, limit=100_000,
-                                  cursor=None) if ids else None
-    recent = list(reversed(page.items[-50:])) if page else []
+    recent = recent_events(gateway, [st.id for st in devices(gateway, principal)], now)
     for e in recent:
         e["time"] = iso(e["ts"])
     return {"alerts": alerts, "doors": dict(sorted(buildings.items())), "events": recent}
+
+
+def recent_events(gateway: Gateway, ids: list[int], now: int, n: int = 50) -> list[Any]:
+    """The newest ``n`` events, newest first: the last hour, else the last day."""
+    last: deque[Any] = deque(maxlen=n)
+    for window in (HOUR_MS, DAY_MS):
+        last.clear()
+        cursor: str | None = None
+        while ids:
+            page = gateway.queries.events(
+                ids, since=now - window, until=now + 300_000, limit=10_000, cursor=cursor
+            )
+            last.extend(page.items)
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        if len(last) == n:
+            break
+    return list(reversed(last))
 
 
 def parking(gateway: Gateway, principal: Principal) -> dict[str, Any]:
@@ -120,25 +136,45 @@ def parking(gateway: Gateway, principal: Principal) -> dict[str, Any]:
         total, free = latest(st, "total_spaces"), latest(st, "free_spaces")
         if total is not None and free is not None:
             page = gateway.queries.readings(
-                st.id, "free_spaces", since=now - DAY_MS, until=now, every_ms=HOUR_MS,
-                counter=False, limit=100, cursor=None,
+                st.id,
+                "free_spaces",
+                since=now - DAY_MS,
+                until=now,
+                every_ms=HOUR_MS,
+                counter=False,
+                limit=100,
+                cursor=None,
             )
-            bars = [
-                Bar(datetime.fromtimestamp(p["ts"] / 1000, UTC).strftime("%H:00"),
-                    round(float(total) - float(p["value"]), 1))
-                for p in page.items
-            ]
-            lots.append({"id": st.device, "total": int(total), "occupied": int(total - free),
-                         "free": int(free), "bars": bars})
+            # the counter publishes on change: an hour without a reading keeps the last value
+            by_hour = {p["ts"]: float(total) - float(p["value"]) for p in page.items}
+            bars, last = [], 0.0
+            for hour in range(now // HOUR_MS * HOUR_MS - 23 * HOUR_MS, now + 1, HOUR_MS):
+                last = by_hour.get(hour, last)
+                label = datetime.fromtimestamp(hour / 1000, UTC).strftime("%H:00")
+                bars.append(Bar(label, round(last, 1)))
+            lots.append(
+                {
+                    "id": st.device,
+                    "total": int(total),
+                    "occupied": int(total - free),
+                    "free": int(free),
+                    "bars": bars,
+                }
+            )
         elif latest(st, "occupied") is not None:
             sensors.append(st)
     vehicles_in = [
         {"id": s.device, "since": age(s.state_ms or s.last_seen_ms, now)}
-        for s in sensors if latest(s, "occupied")
+        for s in sensors
+        if latest(s, "occupied")
     ]
     overstays = [x for x in open_alerts(gateway, principal) if x["rule"] == "parking_overstay"]
-    return {"lots": lots, "vehicles_in": vehicles_in, "spaces": len(sensors),
-            "overstays": overstays}
+    return {
+        "lots": lots,
+        "vehicles_in": vehicles_in,
+        "spaces": len(sensors),
+        "overstays": overstays,
+    }
 
 
 def daily_consumption(gateway: Gateway, st: DeviceState, field: str, days: int) -> list[Bar]:
@@ -147,20 +183,35 @@ def daily_consumption(gateway: Gateway, st: DeviceState, field: str, days: int) 
     now = gateway.now_ms()
     start = (now // DAY_MS - days + 1) * DAY_MS
     page = gateway.queries.readings(
-        st.id, field, since=start - DAY_MS, until=now, every_ms=DAY_MS, counter=True,
-        limit=days + 2, cursor=None,
+        st.id,
+        field,
+        since=start - DAY_MS,
+        until=now,
+        every_ms=DAY_MS,
+        counter=True,
+        limit=days + 2,
+        cursor=None,
     )
     first = gateway.queries.readings(
-        st.id, field, since=start, until=now, every_ms=None, counter=True, limit=1, cursor=None,
+        st.id,
+        field,
+        since=start,
+        until=now,
+        every_ms=None,
+        counter=True,
+        limit=1,
+        cursor=None,
     )
     prev = first.items[0]["value"] if first.items else None
-    out = []
+    used: dict[int, float] = {}
     for p in page.items:
         if p["ts"] >= start and prev is not None:
-            out.append(Bar(datetime.fromtimestamp(p["ts"] / 1000, UTC).strftime("%m-%d"),
-                           round(max(0.0, float(p["value"]) - float(prev)), 3)))
+            used[p["ts"]] = round(max(0.0, float(p["value"]) - float(prev)), 3)
         prev = p["value"]
-    return out
+    return [
+        Bar(datetime.fromtimestamp(day / 1000, UTC).strftime("%m-%d"), used.get(day, 0.0))
+        for day in range(start, now + 1, DAY_MS)
+    ]
 
 
 def energy(gateway: Gateway, principal: Principal, days: int = 7) -> dict[str, Any]:
@@ -183,7 +234,8 @@ def energy(gateway: Gateway, principal: Principal, days: int = 7) -> dict[str, A
     }
     offline = [
         {"id": st.device, "building": st.building, "last_seen": age(st.last_seen_ms, now)}
-        for st in devices(gateway, principal, "meter") if st.online is False
+        for st in devices(gateway, principal, "meter")
+        if st.online is False
     ]
     today = datetime.fromtimestamp(now / 1000, UTC).date()
     return {
@@ -208,12 +260,20 @@ def energy_csv(
             cursor: str | None = None
             while True:
                 page = gateway.queries.readings(
-                    st.id, field, since=since_ms, until=until_ms, every_ms=None, counter=True,
-                    limit=10_000, cursor=cursor,
+                    st.id,
+                    field,
+                    since=since_ms,
+                    until=until_ms,
+                    every_ms=None,
+                    counter=True,
+                    limit=10_000,
+                    cursor=cursor,
                 )
                 for p in page.items:
-                    yield (f"{st.device},{st.community},{st.building},{field},{p['ts']},"
-                           f"{iso(p['ts'])},{p['value']}\r\n")
+                    yield (
+                        f"{st.device},{st.community},{st.building},{field},{p['ts']},"
+                        f"{iso(p['ts'])},{p['value']}\r\n"
+                    )
                 cursor = page.next_cursor
                 if cursor is None:
                     break
@@ -222,23 +282,34 @@ def energy_csv(
 def lockers(gateway: Gateway, principal: Principal) -> dict[str, Any]:
     now = gateway.now_ms()
     banks = []
-    waiting = []
+    waiting: list[dict[str, Any]] = []
     for st in devices(gateway, principal, "locker"):
         total, free = latest(st, "total_compartments"), latest(st, "free_compartments")
-        banks.append({"id": st.device, "total": total, "free": free,
-                      "in_use": None if total is None or free is None else total - free,
-                      "online": st.online})
+        banks.append(
+            {
+                "id": st.device,
+                "total": total,
+                "free": free,
+                "in_use": None if total is None or free is None else total - free,
+                "online": st.online,
+            }
+        )
         held: dict[Any, dict[str, Any]] = {}
         cursor: str | None = None
         while True:
-            page = gateway.queries.events([st.id], since=now - 30 * DAY_MS, until=now + 300_000,
-                                          limit=10_000, cursor=cursor)
+            page = gateway.queries.events(
+                [st.id], since=now - 30 * DAY_MS, until=now + 300_000, limit=10_000, cursor=cursor
+            )
             for e in page.items:
                 comp = e["attrs"].get("compartment")
                 if e["event"] == "parcel_deposited":
-                    held[comp] = {"bank": st.device, "compartment": comp, "ts": e["ts"],
-                                  "parcel": e["attrs"].get("parcel_id", ""),
-                                  "unit": e["attrs"].get("unit", "")}
+                    held[comp] = {
+                        "bank": st.device,
+                        "compartment": comp,
+                        "ts": e["ts"],
+                        "parcel": e["attrs"].get("parcel_id", ""),
+                        "unit": e["attrs"].get("unit", ""),
+                    }
                 elif e["event"] == "parcel_picked_up":
                     held.pop(comp, None)
             cursor = page.next_cursor

@@ -154,6 +154,7 @@ def parse_buses(tables: list[dict[str, Any]]) -> list[SerialBus]:
 def load_map_file(path: str) -> MeterMap:
     """Read and check a register-map file (``devices.serial.registers.map_from_table``)."""
     from devices.serial.registers import map_from_table  # the codecs stay out of config imports
+
     try:
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:

@@ -66,7 +66,7 @@ class Alerting:
         self.store = store
         self.clock = clock or SystemClock()
         conn: Callable[[], sqlite3.Connection] = lambda: store.conn  # noqa: E731
-        self.outbox = Outbox(conn, [w.url for w in settings.webhooks])
+        self.outbox = Outbox(conn, [w.url for w in settings.webhooks], self.clock.now_ms)
         self.alerts = AlertBook(conn, self.outbox)
         self.tickets = TicketBook(conn, self.outbox)
         self.engine = Engine(
@@ -145,5 +145,6 @@ class Alerting:
             "tickets_open": len(self.tickets.open),
             "endpoints": self.outbox.stats(self.clock.now_ms()),
             "attempts": {d.endpoint: d.attempts_total for d in self.deliverers},
+            "latency_ms": {d.endpoint: d.latency_quantiles() for d in self.deliverers},
             "stream_subscribers": self.hub.subscribers,
         }

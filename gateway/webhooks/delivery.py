@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections import deque
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
 
@@ -78,6 +79,15 @@ class Deliverer:
         self.attempts_total = 0
         self.delivered_total = 0
         self.last_latency_ms = 0.0
+        self.latencies_ms: deque[int] = deque(maxlen=1000)  # queued -> accepted, recent ones
+
+    def latency_quantiles(self) -> dict[str, float]:
+        """p50/p99/max of the recent deliveries, queued to accepted, in ms."""
+        if not self.latencies_ms:
+            return {}
+        ordered = sorted(self.latencies_ms)
+        pick = lambda q: float(ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))])  # noqa: E731
+        return {"0.5": pick(0.5), "0.99": pick(0.99), "1": float(ordered[-1])}
 
     def wake(self) -> None:
         self._wake.set()
@@ -127,6 +137,7 @@ class Deliverer:
     def _delivered(self, head: Pending) -> None:
         self.outbox.delivered(self.endpoint, head.row_id)
         self.delivered_total += 1
+        self.latencies_ms.append(self.clock.now_ms() - head.created_ms)
         if self.erroring:
             log.warning("webhook endpoint %d: delivering again", self.endpoint)
             self.erroring = False
@@ -145,7 +156,7 @@ class Deliverer:
             self.failing = True
             self.outbox.set_failing(self.endpoint, now_ms)
             log.error(
-                "webhook endpoint %d: undelivered for %.0f h, marked failing",
+                "webhook endpoint %d: undelivered for %.1f h, marked failing",
                 self.endpoint,
                 (now_ms - head.created_ms) / 3_600_000,
             )

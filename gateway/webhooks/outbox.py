@@ -9,6 +9,7 @@ ticket change that caused them, so a crash loses neither or both.
 from __future__ import annotations
 
 import sqlite3
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -64,8 +65,14 @@ class Pending:
 class Outbox:
     """Notices and per-endpoint queues on the store's connection (event loop only)."""
 
-    def __init__(self, conn: Callable[[], sqlite3.Connection], urls: list[str]) -> None:
+    def __init__(
+        self,
+        conn: Callable[[], sqlite3.Connection],
+        urls: list[str],
+        now_ms: Callable[[], int] | None = None,
+    ) -> None:
         self._conn = conn
+        self.now_ms = now_ms or (lambda: int(time.time() * 1000))
         self.urls = urls
         self.endpoint_ids: dict[str, int] = {}
         self.listeners: list[Callable[[], None]] = []
@@ -95,6 +102,7 @@ class Outbox:
     ) -> int:
         """Record a notice and queue it for every endpoint (inside the caller's transaction)."""
         body = orjson.dumps({"type": type_, "timestamp": iso(at_ms), "data": data})
+        queued_ms = self.now_ms()  # not at_ms (the device's time): ages and retries count from here
         cur = self.conn.execute(
             "INSERT INTO notices (type, community, class, severity, created_ms, body)"
             " VALUES (?, ?, ?, ?, ?, ?)",
@@ -105,7 +113,7 @@ class Outbox:
             "INSERT INTO webhook_outbox (endpoint, notice_id, msg_id, created_ms, next_ms)"
             " VALUES (?, ?, ?, ?, 0)",
             [
-                (eid, notice_id, f"msg_{uuid.uuid4().hex}", at_ms)
+                (eid, notice_id, f"msg_{uuid.uuid4().hex}", queued_ms)
                 for eid in self.endpoint_ids.values()
             ],
         )

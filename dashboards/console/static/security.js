@@ -56,7 +56,8 @@
 
   function doorState(device, state) {
     const li = document.getElementById("door-" + device);
-    if (!li) return;
+    // a forced door stays "forced" until its alert clears (the server's view on reload)
+    if (!li || (li.classList.contains("state-forced") && state !== "forced")) return;
     li.className = "door state-" + state;
     li.querySelector(".state").textContent = state;
   }

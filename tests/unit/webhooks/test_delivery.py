@@ -28,7 +28,7 @@ def receiver():
 
 def make(tmp_path, url, clock, **kw):
     conn = sqlite3.connect(tmp_path / "o.db", isolation_level=None)
-    outbox = Outbox(lambda: conn, [url])
+    outbox = Outbox(lambda: conn, [url], clock.now_ms)
     outbox.open()
     client = httpx.AsyncClient()
     flips: list[bool] = []
