@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -18,11 +19,14 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     StringConstraints,
+    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
 )
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from gateway.fieldbus.settings import SerialBus, check_unique, resolve_map_files
 
@@ -276,7 +280,13 @@ class Building(_Section):
     name: str = ""
 
 
-class RegistryDevice(_Section):
+@pydantic_dataclass(
+    frozen=True, slots=True, config=ConfigDict(extra="forbid", populate_by_name=True)
+)
+class RegistryDevice:
+    """One registered device. A slots dataclass, not a model: a community file may list
+    100,000 devices, and a model instance costs about a kilobyte more than this."""
+
     id: Ident
     community: Ident
     device_class: DeviceClass = Field(alias="class")
@@ -286,8 +296,6 @@ class RegistryDevice(_Section):
     parent: str = ""
     name: str = ""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
     @field_validator("secret")
     @classmethod
     def _secret(cls, v: str) -> str:
@@ -295,11 +303,24 @@ class RegistryDevice(_Section):
             raise ValueError("expected a hex string of 32 or more digits (even length)")
         return v
 
+    @field_validator("community", "device_class", "building", "parent")
+    @classmethod
+    def _shared(cls, v: str) -> str:
+        return sys.intern(v)  # thousands of devices share a few of these
+
+    @classmethod
+    def model_validate(cls, data: dict[str, Any]) -> RegistryDevice:
+        return _REGISTRY_DEVICE.validate_python(data)
+
+
+_REGISTRY_DEVICE: TypeAdapter[RegistryDevice] = TypeAdapter(RegistryDevice)
+
 
 class Registry(_Section):
     communities: list[Community] = []
     buildings: list[Building] = []
     devices: list[RegistryDevice] = []
+    _by_id: dict[str, RegistryDevice] | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _consistent(self) -> Registry:
@@ -321,7 +342,11 @@ class Registry(_Section):
         return self
 
     def by_id(self) -> dict[str, RegistryDevice]:
-        return {d.id: d for d in self.devices}
+        """Devices by id (built once: the registry is immutable)."""
+        cached = self._by_id
+        if cached is None:
+            cached = self._by_id = {d.id: d for d in self.devices}
+        return cached
 
 
 # -- loading -----------------------------------------------------------------------------------

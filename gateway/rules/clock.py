@@ -11,7 +11,7 @@ import heapq
 import itertools
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class Handle(Protocol):
@@ -27,8 +27,9 @@ class Clock(Protocol):
         """Seconds on a clock that never goes back."""
         ...
 
-    def call_at_ms(self, deadline_ms: int, callback: Callable[[], None]) -> Handle:
-        """Run ``callback`` once the wall time reaches ``deadline_ms`` (at once if past)."""
+    def call_at_ms(self, deadline_ms: int, callback: Callable[..., None], *args: Any) -> Handle:
+        """Run ``callback(*args)`` once the wall time reaches ``deadline_ms`` (at once if
+        past)."""
         ...
 
     async def sleep(self, seconds: float) -> None: ...
@@ -43,9 +44,9 @@ class SystemClock:
     def monotonic(self) -> float:
         return time.monotonic()
 
-    def call_at_ms(self, deadline_ms: int, callback: Callable[[], None]) -> Handle:
+    def call_at_ms(self, deadline_ms: int, callback: Callable[..., None], *args: Any) -> Handle:
         delay = max(0.0, (deadline_ms - self.now_ms()) / 1000)
-        return asyncio.get_running_loop().call_later(delay, callback)
+        return asyncio.get_running_loop().call_later(delay, callback, *args)
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
@@ -68,7 +69,7 @@ class FakeClock:
     def __init__(self, start_ms: int = 1_763_700_000_000) -> None:
         self._now = start_ms
         self._start = start_ms
-        self._heap: list[tuple[int, int, _FakeHandle, Callable[[], None]]] = []
+        self._heap: list[tuple[int, int, _FakeHandle, Callable[..., None], tuple[Any, ...]]] = []
         self._seq = itertools.count()
 
     def now_ms(self) -> int:
@@ -77,19 +78,20 @@ class FakeClock:
     def monotonic(self) -> float:
         return (self._now - self._start) / 1000
 
-    def call_at_ms(self, deadline_ms: int, callback: Callable[[], None]) -> Handle:
+    def call_at_ms(self, deadline_ms: int, callback: Callable[..., None], *args: Any) -> Handle:
         h = _FakeHandle()
-        heapq.heappush(self._heap, (max(deadline_ms, self._now), next(self._seq), h, callback))
+        entry = (max(deadline_ms, self._now), next(self._seq), h, callback, args)
+        heapq.heappush(self._heap, entry)
         return h
 
     def advance(self, ms: int) -> None:
         target = self._now + ms
         while self._heap and self._heap[0][0] <= target:
-            at, _, h, cb = heapq.heappop(self._heap)
+            at, _, h, cb, args = heapq.heappop(self._heap)
             if h.cancelled:
                 continue
             self._now = at
-            cb()
+            cb(*args)
         self._now = target
 
     async def sleep(self, seconds: float) -> None:

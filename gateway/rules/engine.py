@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS rule_timers (
 CURSOR = "rules"
 CURSOR_EVERY_S = 1.0
 SILENCE = "silence"  # the liveness timer: derived from last-seen, never stored
+_NO_DATA: dict[str, Any] = {}  # shared by every timer without data; never written to
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +83,7 @@ class Engine:
             if d.parent:
                 self.children.setdefault(d.parent, []).append(d.device)
         self.timers: dict[tuple[str, str], tuple[int, dict[str, Any], Handle]] = {}
+        self._fire_cb = self._fire  # one bound method for every timer
         self.last_seen: dict[str, int] = {}
         self.grace_from: dict[str, int] = {}
         self.memory: dict[tuple[str, str], Any] = {}  # per-device rule state (windows, values)
@@ -256,7 +258,7 @@ class Engine:
     def set_timer(
         self, device: str, key: str, deadline_ms: int, data: dict[str, Any] | None = None
     ) -> None:
-        data = data or {}
+        data = data or _NO_DATA
         self._arm(device, key, deadline_ms, data)
         if key != SILENCE:
             self.conn.execute(
@@ -279,7 +281,9 @@ class Engine:
         old = self.timers.pop((device, key), None)
         if old is not None:
             old[2].cancel()
-        handle = self.clock.call_at_ms(deadline_ms, lambda: self._fire(device, key, deadline_ms))
+        # the arguments ride in the timer handle, no closure: one of these waits per device
+        # (100,000 of them), and a closure or a partial costs as much again
+        handle = self.clock.call_at_ms(deadline_ms, self._fire_cb, device, key, deadline_ms)
         self.timers[(device, key)] = (deadline_ms, data, handle)
 
     def _fire(self, device: str, key: str, deadline_ms: int) -> None:
@@ -308,7 +312,7 @@ class Engine:
     def _arm_silence(self, device: str) -> None:
         deadline = self.silence_deadline(device)
         if deadline is not None:
-            self._arm(device, SILENCE, deadline, {})
+            self._arm(device, SILENCE, deadline, _NO_DATA)
 
     def silent(self, device: str, now_ms: int) -> bool:
         deadline = self.silence_deadline(device)

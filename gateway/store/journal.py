@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from sys import intern
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -111,9 +112,9 @@ class Store:
             st = DeviceState(
                 id=row[0],
                 device=row[1],
-                community=row[2],
-                device_class=row[3],
-                building=row[4],
+                community=intern(row[2]),  # shared by thousands of devices
+                device_class=intern(row[3]),
+                building=intern(row[4]),
                 registered=bool(row[5]),
                 online=None if row[6] is None else bool(row[6]),
                 first_seen_ms=row[7],
