@@ -14,17 +14,21 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from functools import partial
 from typing import Any, Protocol
 
 from devices.decode import decode
 from devices.model import Decoded, Rejected
 from devices.profiles import PROFILES
 from gateway.mqtt import topics
-from gateway.store.journal import Accepted, DeadLetter, Store
+from gateway.store.journal import Accepted, DeadLetter, DeviceState, Store, WriteResult
 
 log = logging.getLogger(__name__)
 
 Acker = Callable[[Any, list[int]], None]
+# accepted, dead letters, acks by connection, devices discovered: one group commit
+_Batch = tuple[list[Accepted], list[DeadLetter], dict[Any, list[int]], list[DeviceState]]
 
 
 class Message(Protocol):
@@ -61,6 +65,7 @@ class Ingest:
         commit_max: int = 5000,
         max_payload_bytes: int = 65536,
         loop: asyncio.AbstractEventLoop | None = None,
+        writer: Executor | None = None,
     ) -> None:
         self.store = store
         self.prefix = prefix
@@ -74,6 +79,8 @@ class Ingest:
         self._dead: list[DeadLetter] = []
         self._acks: dict[Any, list[int]] = {}
         self._timer: asyncio.TimerHandle | None = None
+        self._writer = writer  # a single-thread executor for the commits, or None: inline
+        self._inflight: asyncio.Future[WriteResult] | None = None
         self._failing_since: float | None = None
         self.received_total = 0
         self.ignored_total = 0
@@ -138,33 +145,68 @@ class Ingest:
         )
 
     def flush(self) -> None:
-        """Commit everything pending, then acknowledge it. On a store failure keep it all
-        (unacknowledged) and try again shortly."""
+        """Commit everything pending, then acknowledge it. With a writer the commit runs on
+        its thread (one at a time: what arrives meanwhile waits for the next one); without,
+        inline. On a store failure everything stays pending, unacknowledged, and is tried
+        again shortly."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._inflight is not None:
+            return  # the commit under way flushes again when it is done
         if not self._accepted and not self._dead and not any(self._acks.values()):
             return
-        accepted, dead, acks = self._accepted, self._dead, self._acks
-        try:
-            self.store.write(accepted, dead)
-        except Exception as exc:  # a full disk, a locked file: retry, never ack unwritten data
-            if self._failing_since is None:
-                self._failing_since = time.monotonic()
-                log.error(
-                    "journal write failed, holding %d messages unacknowledged: %s",
-                    len(accepted) + len(dead),
-                    exc,
-                )
-            loop = self._loop or asyncio.get_running_loop()
-            self._timer = loop.call_later(1.0, self.flush)
+        batch = (self._accepted, self._dead, self._acks, self.store.take_discovered())
+        self._accepted, self._dead, self._acks = [], [], {}
+        if self._writer is None:
+            try:
+                result = self.store.commit(batch[0], batch[1], batch[3])
+            except Exception as exc:  # a full disk, a locked file: never ack unwritten data
+                self._failed(batch, exc)
+                return
+            self._committed(batch, result)
             return
+        loop = self._loop or asyncio.get_running_loop()
+        fut = loop.run_in_executor(self._writer, self.store.commit, batch[0], batch[1], batch[3])
+        self._inflight = fut
+        fut.add_done_callback(partial(self._after_commit, batch))
+
+    def _after_commit(self, batch: _Batch, fut: asyncio.Future[WriteResult]) -> None:
+        self._inflight = None
+        exc = BaseException("commit cancelled") if fut.cancelled() else fut.exception()
+        if exc is not None:
+            self._failed(batch, exc)
+            return
+        self._committed(batch, fut.result())
+        if self.pending:
+            self.flush()
+
+    def _failed(self, batch: _Batch, exc: BaseException) -> None:
+        accepted, dead, acks, discovered = batch
+        if self._failing_since is None:
+            self._failing_since = time.monotonic()
+            log.error(
+                "journal write failed, holding %d messages unacknowledged: %s",
+                len(accepted) + len(dead),
+                exc,
+            )
+        self._accepted[:0] = accepted
+        self._dead[:0] = dead
+        for token, ids in self._acks.items():
+            acks.setdefault(token, []).extend(ids)
+        self._acks = acks
+        self.store.give_back_discovered(discovered)
+        loop = self._loop or asyncio.get_running_loop()
+        self._timer = loop.call_later(1.0, self.flush)
+
+    def _committed(self, batch: _Batch, result: WriteResult) -> None:
+        accepted, _, acks, _ = batch
         if self._failing_since is not None:
             log.warning(
                 "journal writes recovered after %.1f s", time.monotonic() - self._failing_since
             )
             self._failing_since = None
-        self._accepted, self._dead, self._acks = [], [], {}
+        self.store.apply(accepted, result)
         for token, ids in acks.items():
             if ids:
                 self.acker(token, ids)
@@ -173,3 +215,17 @@ class Ingest:
                 listener(accepted)
             except Exception:
                 log.exception("listener %r failed", listener)
+
+    async def drain(self, timeout: float = 30.0) -> bool:  # noqa: ASYNC109
+        """Commit (and acknowledge) everything pending; False if the store would not take it
+        within ``timeout`` seconds. Call before closing the store."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.flush()
+            if self._inflight is not None:
+                await asyncio.wait({self._inflight}, timeout=deadline - time.monotonic())
+            elif not self.pending:
+                return True
+            else:
+                await asyncio.sleep(0.05)  # failing: the retry timer is set
+        return False

@@ -27,7 +27,7 @@ from influxdb_client import InfluxDBClient
 from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.rest import ApiException
 
-from gateway.sinks.lineproto import Encoded, encode_prebuilt, payload
+from gateway.sinks.lineproto import Encoded, RawEncoder, payload
 from gateway.store.reader import JournalReader
 
 CURSOR = "influx"
@@ -269,6 +269,7 @@ class InfluxSink:
     def _loop(self, reader: JournalReader, writer: Writer) -> None:
         cursor = reader.load_cursor(CURSOR)
         self._advance(cursor, reader)
+        encoder = RawEncoder(reader.device)
         while not self._stop.is_set():
             self._wake.clear()
             self._started += 1
@@ -277,10 +278,10 @@ class InfluxSink:
             if head < cursor:  # the journal was emptied and its ids start again: replay it
                 self._log.warning("journal head %d is behind the cursor %d", head, cursor)
                 cursor = 0
-            rows = reader.read_lines(cursor, self.batch_size)
+            rows = reader.read_raw(cursor, self.batch_size)
             position = cursor
             if rows:
-                encoded = encode_prebuilt(rows, reader.read_telemetry_ids)
+                encoded = encoder.encode(rows, reader.read_telemetry_ids)
                 self._dead_letter_unencodable(reader, encoded)
                 if encoded.lines:
                     if not self._deliver(reader, writer, encoded):

@@ -9,11 +9,12 @@ batch that changed it, so a read of ``/devices`` never touches the journal.
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
-from sys import intern
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from sys import intern
 from typing import Any
 
 import orjson
@@ -64,6 +65,7 @@ class WriteResult:
     inserted: int
     duplicates: int
     dead: int
+    head: int  # the newest journal row id after the commit
 
 
 class Store:
@@ -75,6 +77,8 @@ class Store:
         self._conn: sqlite3.Connection | None = None
         self.devices: dict[str, DeviceState] = {}
         self._discovered: list[DeviceState] = []  # written with the next group commit
+        self.applied_head = 0  # the newest journal row folded into the device state
+        self._lock = threading.Lock()  # one transaction at a time on the connection
         self._next_device_id = 1
         self.dead_letter_counts: Counter[str] = Counter()
         self.duplicates_total = 0
@@ -141,6 +145,7 @@ class Store:
             if st is None:
                 continue
             _apply(st, kind, ts_ms, received_ms, orjson.loads(body))
+        self.applied_head = last
         if last != after:
             self._checkpoint_state(list(self.devices.values()), last)
 
@@ -177,7 +182,31 @@ class Store:
     # -- writing ---------------------------------------------------------------------------
 
     def write(self, accepted: list[Accepted], dead: list[DeadLetter]) -> WriteResult:
-        """Write one group commit: every accepted message and every dead letter, atomically."""
+        """Commit and apply in one go (the synchronous form of :meth:`commit` + :meth:`apply`)."""
+        discovered = self.take_discovered()
+        try:
+            result = self.commit(accepted, dead, discovered)
+        except BaseException:
+            self.give_back_discovered(discovered)
+            raise
+        self.apply(accepted, result)
+        return result
+
+    def take_discovered(self) -> list[DeviceState]:
+        """The devices discovered since the last call: they go with the next commit."""
+        taken, self._discovered = self._discovered, []
+        return taken
+
+    def give_back_discovered(self, devices: list[DeviceState]) -> None:
+        """A commit that failed: its discovered devices go with the next one."""
+        self._discovered[:0] = devices
+
+    def commit(
+        self, accepted: list[Accepted], dead: list[DeadLetter], discovered: list[DeviceState]
+    ) -> WriteResult:
+        """Write one group commit: every accepted message, every dead letter and the newly
+        discovered devices, atomically. Safe to run on a writer thread: it touches no
+        in-memory state but the counters (see :meth:`apply`)."""
         rows = []
         dumps = orjson.dumps
         for item in accepted:
@@ -204,13 +233,13 @@ class Store:
             )
         conn = self.conn
         with self._transaction():
-            if self._discovered:
+            if discovered:
                 conn.executemany(
                     "INSERT INTO devices (id, device, community, class, registered,"
                     " first_seen_ms) VALUES (?, ?, ?, ?, 0, ?)",
                     [
                         (s.id, s.device, s.community, s.device_class, s.first_seen_ms)
-                        for s in self._discovered
+                        for s in discovered
                     ],
                 )
             before = conn.total_changes
@@ -236,22 +265,27 @@ class Store:
                         for d in dead
                     ],
                 )
-        self._discovered.clear()
+            (head,) = conn.execute("SELECT coalesce(max(id), 0) FROM journal").fetchone()
         for d in dead:
             self.dead_letter_counts[d.reason] += 1
         self.commits_total += 1
         self.inserted_total += inserted
         self.duplicates_total += len(rows) - inserted
+        return WriteResult(inserted, len(rows) - inserted, len(dead), head)
+
+    def apply(self, accepted: list[Accepted], result: WriteResult) -> None:
+        """Fold a committed batch into the in-memory device state (on the event loop, where
+        the API reads it)."""
         for item in accepted:
             m = item.message
             body = m.fields if m.kind == "telemetry" else {"state": m.status}
             _apply(item.device, KIND_CODES[m.kind], m.ts_ms, item.received_ms, body)
-        return WriteResult(inserted, len(rows) - inserted, len(dead))
+        self.applied_head = max(self.applied_head, result.head)
 
     def checkpoint_state(self) -> None:
-        """Write every device's in-memory state back, and remember up to which journal row."""
-        (head,) = self.conn.execute("SELECT coalesce(max(id), 0) FROM journal").fetchone()
-        self._checkpoint_state(list(self.devices.values()), head)
+        """Write every device's in-memory state back, and remember up to which journal row it
+        holds (rows committed but not applied yet are replayed after a crash)."""
+        self._checkpoint_state(list(self.devices.values()), self.applied_head)
 
     def _checkpoint_state(self, states: list[DeviceState], position: int) -> None:
         with self._transaction() as conn:
@@ -306,23 +340,33 @@ class Store:
         )
 
     def _transaction(self) -> _Tx:
-        return _Tx(self.conn)
+        return _Tx(self.conn, self._lock)
 
 
 class _Tx:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (or ``ROLLBACK``) on an autocommit connection."""
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (or ``ROLLBACK``) on an autocommit connection, one
+    at a time (the journal writer thread and the event loop share the connection)."""
 
-    __slots__ = ("conn",)
+    __slots__ = ("conn", "lock")
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, lock: threading.Lock) -> None:
         self.conn = conn
+        self.lock = lock
 
     def __enter__(self) -> sqlite3.Connection:
-        self.conn.execute("BEGIN IMMEDIATE")
+        self.lock.acquire()
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self.lock.release()
+            raise
         return self.conn
 
     def __exit__(self, exc_type: object, *_: object) -> None:
-        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+        try:
+            self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+        finally:
+            self.lock.release()
 
 
 def _apply(st: DeviceState, kind: int, ts_ms: int, received_ms: int, body: dict[str, Any]) -> None:

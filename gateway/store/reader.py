@@ -23,34 +23,13 @@ class TelemetryRow(NamedTuple):
     body: str  # JSON object {field: number | bool}
 
 
-class LineRow(NamedTuple):
-    """A telemetry row as an InfluxDB line-protocol point, built by SQLite itself."""
+class RawRow(NamedTuple):
+    """A telemetry row as stored: the sink turns it into a point with a per-device cache."""
 
     id: int
-    device: str
-    line: str | None  # None where SQLite cannot build it safely: encode that row in Python
-
-
-# Line protocol straight from the stored body, for rows whose names need no escaping (ids are
-# [a-z0-9_-], field names [a-z][a-z0-9_]: the decoder enforces both) and whose body holds only
-# numbers and booleans: {"a":1.5,"b":true} is a=1.5,b=true. The numbers keep the exact text
-# the ingest wrote (shortest round trip; a number without "i" is a float in line protocol).
-# Built in SQLite's C code, which runs without the GIL: the sink thread leaves the interpreter
-# to the ingest. Tags in sorted order, the empty building left out.
-_LINE_SQL = """
-SELECT j.id, d.device,
-  CASE WHEN d.class NOT GLOB '*[^a-z0-9_]*' AND d.class GLOB '[a-z]*'
-        AND d.community NOT GLOB '*[^a-z0-9_-]*' AND d.device NOT GLOB '*[^a-z0-9_-]*'
-        AND d.building NOT GLOB '*[^a-zA-Z0-9_.-]*'
-        AND j.body GLOB '{"[a-z]*}' AND j.body NOT GLOB '*[^a-zE0-9_.,:"{}+-]*'
-  THEN d.class || CASE WHEN d.building = '' THEN '' ELSE ',building=' || d.building END
-    || ',community=' || d.community || ',device=' || d.device || ' '
-    || replace(replace(substr(j.body, 2, length(j.body) - 2), '"', ''), ':', '=')
-    || ' ' || j.ts_ms
-  END
-FROM journal j JOIN devices d ON d.id = j.device_id
-WHERE j.id > ? AND j.kind = ? ORDER BY j.id LIMIT ?
-"""
+    device_id: int
+    ts_ms: int
+    body: str  # JSON object {field: number | bool}, as the ingest wrote it
 
 
 class JournalReader:
@@ -81,10 +60,22 @@ class JournalReader:
         ).fetchall()
         return [TelemetryRow(*r) for r in rows]
 
-    def read_lines(self, after_id: int, limit: int) -> list[LineRow]:
-        """Like :meth:`read_telemetry`, with each row already a line-protocol point."""
-        rows = self.conn.execute(_LINE_SQL, (after_id, TELEMETRY, limit)).fetchall()
-        return [LineRow(*r) for r in rows]
+    def read_raw(self, after_id: int, limit: int) -> list[RawRow]:
+        """Like :meth:`read_telemetry`, without the device columns (no join: the sink keeps
+        what it needs of each device)."""
+        rows = self.conn.execute(
+            "SELECT id, device_id, ts_ms, body FROM journal WHERE id > ? AND kind = ?"
+            " ORDER BY id LIMIT ?",
+            (after_id, TELEMETRY, limit),
+        ).fetchall()
+        return [RawRow(*r) for r in rows]
+
+    def device(self, device_id: int) -> tuple[str, str, str, str] | None:
+        """(device, community, building, class) of a device row."""
+        row = self.conn.execute(
+            "SELECT device, community, building, class FROM devices WHERE id = ?", (device_id,)
+        ).fetchone()
+        return None if row is None else (row[0], row[1], row[2], row[3])
 
     def read_telemetry_ids(self, ids: list[int]) -> list[TelemetryRow]:
         """The telemetry rows with these ids, oldest first."""

@@ -1,4 +1,4 @@
-"""Points built by SQLite (the fast path) equal the points the Python encoder builds."""
+"""Points from raw rows (the fast path) equal the points the careful encoder builds."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from devices.model import Decoded
-from gateway.sinks.lineproto import encode, encode_prebuilt
+from gateway.sinks.lineproto import RawEncoder, encode
 from gateway.store.journal import Accepted, Store
 from gateway.store.reader import JournalReader
 
@@ -32,7 +32,7 @@ bodies = st.dictionaries(
 
 @settings(max_examples=60, deadline=None)
 @given(rows=st.lists(bodies, min_size=1, max_size=20), building=st.sampled_from(["", "b3"]))
-def test_sqlite_lines_equal_python_lines(tmp_path_factory, rows, building):
+def test_fast_points_equal_careful_points(tmp_path_factory, rows, building):
     path = str(tmp_path_factory.mktemp("lp") / "j.db")
     store = Store(path)
     store.open()
@@ -46,9 +46,14 @@ def test_sqlite_lines_equal_python_lines(tmp_path_factory, rows, building):
         [],
     )
     reader = JournalReader(path)
-    prebuilt = reader.read_lines(0, 1000)
-    assert all(r.line is not None for r in prebuilt)  # the fast path, not the fallback
-    fast = encode_prebuilt(prebuilt, reader.read_telemetry_ids)
+    careful: list[int] = []
+
+    def slow(ids: list[int]):
+        careful.extend(ids)
+        return reader.read_telemetry_ids(ids)
+
+    fast = RawEncoder(reader.device).encode(reader.read_raw(0, 1000), slow)
+    assert careful == []  # every row took the fast path
     slow = encode(reader.read_telemetry(0, 1000))
     assert [r.id for r in fast.rows] == [r.id for r in slow.rows]
     for a, b in zip(fast.lines, slow.lines, strict=True):
@@ -60,7 +65,7 @@ def test_sqlite_lines_equal_python_lines(tmp_path_factory, rows, building):
     store.close()
 
 
-def test_rows_sqlite_cannot_build_fall_back_to_python(tmp_path):
+def test_rows_the_fast_path_cannot_take_are_encoded_carefully(tmp_path):
     path = str(tmp_path / "j.db")
     store = Store(path)
     store.open()
@@ -71,9 +76,7 @@ def test_rows_sqlite_cannot_build_fall_back_to_python(tmp_path):
         [],
     )
     reader = JournalReader(path)
-    rows = reader.read_lines(0, 10)
-    assert rows[0].line is None
-    encoded = encode_prebuilt(rows, reader.read_telemetry_ids)
+    encoded = RawEncoder(reader.device).encode(reader.read_raw(0, 10), reader.read_telemetry_ids)
     assert encoded.lines == [
         "meter,building=Block\\ 3\\,\\ east,community=c1,device=m-1 power_w=2.5 5"
     ]
