@@ -62,8 +62,12 @@ def devices(gateway: Gateway, principal: Principal, cls: str | None = None) -> l
 
 
 def latest(st: DeviceState, name: str) -> Any:
+    """The latest value of a field; whole numbers as ints (24 compartments, not 24.0)."""
     v = st.latest.get(name)
-    return None if v is None else v[0]
+    if v is None:
+        return None
+    value = v[0]
+    return int(value) if type(value) is float and value.is_integer() else value
 
 
 def _alerting_lists(
