@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup setup-test demo test test-unit lint format typecheck bench clean
+.PHONY: setup setup-test demo test test-unit lint format typecheck bench soak clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "courtyard needs Python 3.11 or newer")'
@@ -43,6 +43,11 @@ typecheck: $(STAMP)
 
 bench: setup-test
 	$(BIN)/python -m bench
+
+# 30 minutes at a steady load through a broker restart and an InfluxDB outage (not in CI);
+# SOAK_MINUTES=3 make soak for a shorter run. Writes bench/soak.json.
+soak: setup-test
+	$(BIN)/python -m bench.soak
 
 clean:
 	rm -rf $(VENV) courtyard-demo .pytest_cache .ruff_cache .mypy_cache

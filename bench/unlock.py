@@ -1,12 +1,15 @@
 """Unlock latency: REST call -> signed command -> door ack -> REST answer, under concurrency.
 
 Starts a private Mosquitto, the gateway (``courtyard serve`` as a child process) and door
-stubs (firmware_stubs, in this process), then fires ``--residents`` concurrent residents, each
-unlocking its building's entrance once per round, for ``--rounds`` rounds; prints p50/p99/max
-of the latency seen by the client and of the ``latency_ms`` the gateway reports. Then stops a
-door and measures how fast ``503`` (door offline) comes back.
+stubs (firmware_stubs, in a process of their own), then fires ``--residents`` concurrent
+residents, each unlocking its building's entrance once per round, for ``--rounds`` rounds;
+prints p50/p99/max of the latency seen by the client and of the ``latency_ms`` the gateway
+reports. Then stops a door and measures how fast ``503`` (door offline) comes back.
 
-    .venv/bin/python bench/unlock.py [--residents 50] [--rounds 20] [--doors 1]
+    .venv/bin/python bench/unlock.py [--residents 50] [--rounds 20] [--doors 1] [--rate 5000]
+
+``bench(quick)`` (for ``make bench``) runs it with 50 residents and 5,000 readings/s of
+background telemetry flooding the same broker (1,000 meters, QoS 1), as the targets ask.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -25,6 +29,7 @@ import jwt
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.latency import BACKGROUND_RATE, background, finish, journal_rate
 from firmware_stubs.door import DoorController
 from tests.integration.servers import GatewayProcess, Mosquitto
 
@@ -37,6 +42,28 @@ rate_per_minute_resident = 100000
 rate_per_minute_door = 1000000
 burst = 1000
 """
+
+
+@dataclass
+class Results:
+    floor_ms: list[float]
+    client_ms: list[float]
+    server_ms: list[float]
+    failures: list[float]
+    offline_ms: list[float]
+    background_per_s: float
+
+    def describe(self) -> str:
+        return "\n".join(
+            [
+                f"{len(self.failures)} failures {sorted(set(self.failures))};"
+                f" background {self.background_per_s:,.0f} readings/s journaled",
+                summary("GET /healthz (HTTP floor)", self.floor_ms),
+                summary("client (HTTP round trip)", self.client_ms),
+                summary("gateway latency_ms     ", self.server_ms),
+                summary("door offline -> 503    ", self.offline_ms),
+            ]
+        )
 
 
 def registry(doors: int) -> str:
@@ -130,6 +157,89 @@ def run_doors(port: int, count: int) -> None:
         d.stop()
 
 
+def measure(residents: int, rounds: int, doors: int, rate: int, offline: int = 200) -> Results:
+    """One run: private broker, gateway and door stubs; ``rate`` readings/s of background
+    flood on the same broker (0: none) while the residents unlock; then the doors stop and
+    ``offline`` unlocks measure the 503."""
+    with tempfile.TemporaryDirectory(prefix="courtyard-unlock-") as tmp:
+        work = Path(tmp)
+        broker = Mosquitto(work / "broker")
+        broker.start()
+        gw = GatewayProcess(
+            work / "gw", mqtt_url=broker.url, registry=registry(doors), extra=COMMANDS
+        )
+        cfg = (gw.dir / "courtyard.toml").read_text()
+        (gw.dir / "courtyard.toml").write_text(
+            cfg.replace("[auth]\n", f'[auth]\njwt_secret = "{JWT_SECRET}"\n')
+        )
+        # the doors run in their own process, as real firmware would (not in the load generator)
+        door_proc = subprocess.Popen(
+            [sys.executable, __file__, "doors", "--port", str(broker.port), "--doors", str(doors)],
+            stdin=subprocess.PIPE,
+        )
+        flood: subprocess.Popen[str] | None = None
+        try:
+            gw.start()
+            ids = [f"b{i}-entrance" for i in range(1, doors + 1)]
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                if all(gw.get(f"/api/v1/devices/{d}").json()["online"] for d in ids):
+                    break
+                time.sleep(0.1)
+            exp = int(time.time()) + 3600
+            tokens = []
+            for r in range(residents):
+                b = r % doors + 1
+                claims = {"sub": f"r-{r}", "community": "c1", "building": f"b{b}", "exp": exp}
+                tokens.append((jwt.encode(claims, JWT_SECRET, algorithm="HS256"), f"b{b}-entrance"))
+            achieved = 0.0
+            if rate > 0:
+                # enough readings to outlast the measurement; killed when it is over
+                flood = background(broker.port, rate, 120 + rounds * 2)
+                time.sleep(3)  # steady load (the 1,000 flood devices discovered) first
+                achieved = journal_rate(gw.db, 2.0)
+            floor, _, _ = asyncio.run(fire(gw.api, [(t, "healthz") for t, _ in tokens], rounds))
+            client_ms, server_ms, failures = asyncio.run(fire(gw.api, tokens, rounds))
+            if rate > 0:
+                achieved = (achieved + journal_rate(gw.db, 1.0)) / 2
+            finish(flood)
+            flood = None
+            door_proc.stdin.close()  # type: ignore[union-attr]
+            door_proc.wait(20)
+            while gw.get(f"/api/v1/devices/{ids[0]}").json()["online"] is not False:
+                time.sleep(0.05)
+            off = asyncio.run(offline_503(gw.api, tokens[0][0], ids[0], offline))
+            return Results(floor, client_ms, server_ms, failures, off, achieved)
+        finally:
+            finish(flood)
+            if door_proc.poll() is None:
+                door_proc.kill()
+            gw.stop()
+            broker.stop()
+
+
+def bench(quick: bool) -> dict[str, list[float]]:
+    """``latency.unlock_{p50,p99,max}_ms`` (at the client, 50 concurrent residents, 5,000
+    readings/s of background load) and ``latency.door_offline_503_p99_ms``, one value per run
+    (quick: 1 run of 10 rounds, full: 3 runs of 20)."""
+    names = ("unlock_p50_ms", "unlock_p99_ms", "unlock_max_ms", "door_offline_503_p99_ms")
+    out: dict[str, list[float]] = {f"latency.{n}": [] for n in names}
+    for _ in range(1 if quick else 3):
+        r = measure(50, 10 if quick else 20, 1, BACKGROUND_RATE, 100 if quick else 200)
+        print(f"[unlock] {r.describe()}", file=sys.stderr, flush=True)
+        if r.failures or not r.client_ms:
+            raise RuntimeError(f"unlock failures: {sorted(set(r.failures))}")
+        values = (
+            pct(r.client_ms, 0.5),
+            pct(r.client_ms, 0.99),
+            max(r.client_ms),
+            pct(r.offline_ms, 0.99),
+        )
+        for n, v in zip(names, values, strict=True):
+            out[f"latency.{n}"].append(round(v, 1))
+    return out
+
+
 def main() -> None:
     if sys.argv[1:2] == ["doors"]:
         d = argparse.ArgumentParser()
@@ -138,75 +248,13 @@ def main() -> None:
         dargs = d.parse_args(sys.argv[2:])
         run_doors(dargs.port, dargs.doors)
         return
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     p.add_argument("--residents", type=int, default=50)
     p.add_argument("--rounds", type=int, default=20)
     p.add_argument("--doors", type=int, default=1)
+    p.add_argument("--rate", type=int, default=0, help="background readings/s (0: none)")
     args = p.parse_args()
-    with tempfile.TemporaryDirectory(prefix="courtyard-unlock-") as tmp:
-        work = Path(tmp)
-        broker = Mosquitto(work / "broker")
-        broker.start()
-        gw = GatewayProcess(
-            work / "gw", mqtt_url=broker.url, registry=registry(args.doors), extra=COMMANDS
-        )
-        cfg = (gw.dir / "courtyard.toml").read_text()
-        (gw.dir / "courtyard.toml").write_text(
-            cfg.replace("[auth]\n", f'[auth]\njwt_secret = "{JWT_SECRET}"\n')
-        )
-        # the doors run in their own process, as real firmware would (not in the load generator)
-        doors = subprocess.Popen(
-            [
-                sys.executable,
-                __file__,
-                "doors",
-                "--port",
-                str(broker.port),
-                "--doors",
-                str(args.doors),
-            ],
-            stdin=subprocess.PIPE,
-        )
-        try:
-            gw.start()
-            ids = [f"b{i}-entrance" for i in range(1, args.doors + 1)]
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline:
-                if all(gw.get(f"/api/v1/devices/{d}").json()["online"] for d in ids):
-                    break
-                time.sleep(0.1)
-            exp = int(time.time()) + 3600
-            tokens = []
-            for r in range(args.residents):
-                b = r % args.doors + 1
-                claims = {"sub": f"r-{r}", "community": "c1", "building": f"b{b}", "exp": exp}
-                tokens.append((jwt.encode(claims, JWT_SECRET, algorithm="HS256"), f"b{b}-entrance"))
-            floor, _, _ = asyncio.run(
-                fire(gw.api, [(t, "healthz") for t, _ in tokens], args.rounds)
-            )
-            client_ms, server_ms, failures = asyncio.run(fire(gw.api, tokens, args.rounds))
-            print(
-                f"{args.residents} concurrent residents x {args.rounds} rounds,"
-                f" {args.doors} door(s); failures: {len(failures)} {sorted(set(failures))}"
-            )
-            print(summary("GET /healthz (HTTP floor)", floor))
-            print(summary("client (HTTP round trip)", client_ms))
-            print(summary("gateway latency_ms     ", server_ms))
-            doors.stdin.close()  # type: ignore[union-attr]
-            doors.wait(20)
-            while gw.get(f"/api/v1/devices/{ids[0]}").json()["online"] is not False:
-                time.sleep(0.05)
-            print(
-                summary(
-                    "door offline -> 503    ",
-                    asyncio.run(offline_503(gw.api, tokens[0][0], ids[0], 200)),
-                )
-            )
-        finally:
-            if doors.poll() is None:
-                doors.kill()
-            gw.stop()
-            broker.stop()
+    print(measure(args.residents, args.rounds, args.doors, args.rate).describe())
 
 
 if __name__ == "__main__":
