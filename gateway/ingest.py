@@ -14,8 +14,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor
-from functools import partial
 from typing import Any, Protocol
 
 from devices.decode import decode
@@ -65,7 +63,6 @@ class Ingest:
         commit_max: int = 5000,
         max_payload_bytes: int = 65536,
         loop: asyncio.AbstractEventLoop | None = None,
-        writer: Executor | None = None,
     ) -> None:
         self.store = store
         self.prefix = prefix
@@ -79,8 +76,6 @@ class Ingest:
         self._dead: list[DeadLetter] = []
         self._acks: dict[Any, list[int]] = {}
         self._timer: asyncio.TimerHandle | None = None
-        self._writer = writer  # a single-thread executor for the commits, or None: inline
-        self._inflight: asyncio.Future[WriteResult] | None = None
         self._failing_since: float | None = None
         self.received_total = 0
         self.ignored_total = 0
@@ -145,41 +140,25 @@ class Ingest:
         )
 
     def flush(self) -> None:
-        """Commit everything pending, then acknowledge it. With a writer the commit runs on
-        its thread (one at a time: what arrives meanwhile waits for the next one); without,
-        inline. On a store failure everything stays pending, unacknowledged, and is tried
-        again shortly."""
+        """Commit everything pending (inline, on the loop), then acknowledge it. On a store
+        failure everything stays pending, unacknowledged, and is tried again shortly.
+
+        Measured: the commit on a writer thread was no faster here (27-29k msg/s either
+        way), and the rules' and audit's own transactions on the loop then waited for the
+        journal's lock, up to a second at 5,000 msg/s."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if self._inflight is not None:
-            return  # the commit under way flushes again when it is done
         if not self._accepted and not self._dead and not any(self._acks.values()):
             return
         batch = (self._accepted, self._dead, self._acks, self.store.take_discovered())
         self._accepted, self._dead, self._acks = [], [], {}
-        if self._writer is None:
-            try:
-                result = self.store.commit(batch[0], batch[1], batch[3])
-            except Exception as exc:  # a full disk, a locked file: never ack unwritten data
-                self._failed(batch, exc)
-                return
-            self._committed(batch, result)
-            return
-        loop = self._loop or asyncio.get_running_loop()
-        fut = loop.run_in_executor(self._writer, self.store.commit, batch[0], batch[1], batch[3])
-        self._inflight = fut
-        fut.add_done_callback(partial(self._after_commit, batch))
-
-    def _after_commit(self, batch: _Batch, fut: asyncio.Future[WriteResult]) -> None:
-        self._inflight = None
-        exc = BaseException("commit cancelled") if fut.cancelled() else fut.exception()
-        if exc is not None:
+        try:
+            result = self.store.commit(batch[0], batch[1], batch[3])
+        except Exception as exc:  # a full disk, a locked file: never ack unwritten data
             self._failed(batch, exc)
             return
-        self._committed(batch, fut.result())
-        if self.pending:
-            self.flush()
+        self._committed(batch, result)
 
     def _failed(self, batch: _Batch, exc: BaseException) -> None:
         accepted, dead, acks, discovered = batch
@@ -222,10 +201,7 @@ class Ingest:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.flush()
-            if self._inflight is not None:
-                await asyncio.wait({self._inflight}, timeout=deadline - time.monotonic())
-            elif not self.pending:
+            if not self.pending:
                 return True
-            else:
-                await asyncio.sleep(0.05)  # failing: the retry timer is set
+            await asyncio.sleep(0.05)  # failing: the retry timer is set
         return False

@@ -15,7 +15,6 @@ import logging
 import ssl
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from gateway.audit import AuditLog
@@ -76,9 +75,6 @@ class Gateway:
         self.sink: object | None = None
         self.alerting: Alerting | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        # the journal's group commits run here, so the event loop decodes the next messages
-        # meanwhile (SQLite releases the GIL while it writes)
-        self._writer = ThreadPoolExecutor(1, thread_name_prefix="journal-writer")
         self.authenticator = Authenticator(settings.auth, [c.id for c in registry.communities])
         self.audit = AuditLog(settings.store.path, now_ms=now_ms)
         self.commands = CommandService(
@@ -119,7 +115,6 @@ class Gateway:
             commit_interval_s=s.store.commit_interval_ms / 1000,
             commit_max=s.store.commit_max_messages,
             max_payload_bytes=s.store.max_payload_bytes,
-            writer=self._writer,
         )
         self.ingest.listeners.append(self.commands.on_commit)
         if s.influxdb is not None:
@@ -263,7 +258,6 @@ class Gateway:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.ingest is not None and not await self.ingest.drain():
             log.error("stopping with messages not journaled: the broker will redeliver them")
-        self._writer.shutdown(wait=True)  # no commit may run while the store closes
         if self.alerting is not None:
             await self.alerting.stop()
         if self.client is not None:

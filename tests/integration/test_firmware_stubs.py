@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -27,12 +25,9 @@ from firmware_stubs.device import now_ms
 from firmware_stubs.door import DoorController
 from firmware_stubs.flood import flood
 from firmware_stubs.signing import signed
-from gateway.mqtt.broker import free_port
+from tests.integration.servers import Mosquitto
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(shutil.which("mosquitto") is None, reason="mosquitto is not installed"),
-]
+pytestmark = pytest.mark.integration  # a missing mosquitto fails the broker fixture loudly
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "5e" * 32
@@ -41,57 +36,9 @@ SECRET = "5e" * 32
 # -- a private broker -----------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    return free_port()
-
-
-class _Broker:
-    """A Mosquitto process on its own port and config; never the one on 1883."""
-
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
-        self.port = port or _free_port()
-        self.workdir = workdir
-        self.conf = workdir / f"mosquitto-{self.port}.conf"
-        self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\n"
-            "allow_anonymous true\n"
-            "persistence false\n"
-            "set_tcp_nodelay true\n"
-            "max_queued_messages 0\n"
-        )
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        log = (self.workdir / f"mosquitto-{self.port}.log").open("ab")
-        self.proc = subprocess.Popen(
-            ["mosquitto", "-c", str(self.conf)], stdout=log, stderr=subprocess.STDOUT
-        )
-        log.close()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"mosquitto exited with {self.proc.returncode}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("mosquitto did not start listening")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.proc = None
-
-
 @pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Broker]:
-    b = _Broker(tmp_path_factory.mktemp("mosquitto"))
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
+    b = Mosquitto(tmp_path_factory.mktemp("mosquitto"))
     b.start()
     try:
         yield b
@@ -174,7 +121,7 @@ def matching(suffix: str, pred: Callable[[Any], bool] = lambda b: True) -> Calla
 
 
 @pytest.fixture(scope="module")
-def community(broker: _Broker) -> Iterator[Community]:
+def community(broker: Mosquitto) -> Iterator[Community]:
     c = Community(
         "127.0.0.1",
         broker.port,
@@ -274,7 +221,7 @@ def _unlock(secret: str, device_id: str, seconds: int = 1) -> dict[str, Any]:
 
 
 @pytest.fixture
-def quiet_door(broker: _Broker) -> Iterator[DoorController]:
+def quiet_door(broker: Mosquitto) -> Iterator[DoorController]:
     """A door controller with no random life of its own, so every event is ours."""
     door = DoorController(
         "door-quiet",
@@ -403,7 +350,7 @@ def test_locker_open_compartment(community: Community, subs: Callable[..., Sub])
 
 @pytest.mark.parametrize("engine", ["paho", "raw"])
 def test_flood_publishes_with_duplicates(
-    broker: _Broker, subs: Callable[..., Sub], engine: str
+    broker: Mosquitto, subs: Callable[..., Sub], engine: str
 ) -> None:
     s = subs(broker.port, f"community/f{engine}/meter/+/telemetry")
     result = flood(
@@ -439,7 +386,7 @@ def _env() -> dict[str, str]:
     return env
 
 
-def test_cli_flood(broker: _Broker) -> None:
+def test_cli_flood(broker: Mosquitto) -> None:
     out = subprocess.run(
         [
             sys.executable,
@@ -470,7 +417,7 @@ def test_cli_flood(broker: _Broker) -> None:
 
 
 def test_cli_community_registry_and_clean_shutdown(
-    broker: _Broker, subs: Callable[..., Sub], tmp_path: Path
+    broker: Mosquitto, subs: Callable[..., Sub], tmp_path: Path
 ) -> None:
     registry = tmp_path / "community.toml"
     proc = subprocess.Popen(
@@ -547,7 +494,7 @@ def test_cli_community_registry_and_clean_shutdown(
 
 
 def test_devices_reconnect_after_a_broker_restart(tmp_path: Path, subs: Callable[..., Sub]) -> None:
-    b = _Broker(tmp_path)
+    b = Mosquitto(tmp_path)
     b.start()
     c = Community(
         "127.0.0.1",
