@@ -143,7 +143,7 @@ def run_optional(name: str, fn: Callable[[], dict[str, list[float]]]) -> dict[st
     try:
         return fn()
     except Exception as exc:  # a missing optional part is reported, not fatal
-        log(f"{name}: not measured: {exc}")
+        log(f"{name}: not measured: {exc!r}")
         return {}
 
 
