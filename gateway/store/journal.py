@@ -205,8 +205,8 @@ class Store:
         self, accepted: list[Accepted], dead: list[DeadLetter], discovered: list[DeviceState]
     ) -> WriteResult:
         """Write one group commit: every accepted message, every dead letter and the newly
-        discovered devices, atomically. Safe to run on a writer thread: it touches no
-        in-memory state but the counters (see :meth:`apply`)."""
+        discovered devices, atomically. It touches no in-memory device state (that is
+        :meth:`apply`, once the commit succeeded)."""
         rows = []
         dumps = orjson.dumps
         for item in accepted:
@@ -345,7 +345,7 @@ class Store:
 
 class _Tx:
     """``BEGIN IMMEDIATE`` ... ``COMMIT`` (or ``ROLLBACK``) on an autocommit connection, one
-    at a time (the journal writer thread and the event loop share the connection)."""
+    at a time on the connection, whichever thread asks."""
 
     __slots__ = ("conn", "lock")
 
