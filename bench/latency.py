@@ -53,6 +53,13 @@ def percentile(values: list[float], q: float) -> float:
 def background(port: int, rate: int, seconds: float, devices: int = 1000) -> subprocess.Popen[str]:
     """The flood generator in a process of its own, publishing ``rate`` readings/s for
     about ``seconds`` (the raw engine; its JSON summary comes on stdout at the end)."""
+    return flood_process(port, devices, int(rate * seconds), rate, engine="raw")
+
+
+def flood_process(
+    port: int, devices: int, messages: int, rate: int, *, engine: str, extra: tuple[str, ...] = ()
+) -> subprocess.Popen[str]:
+    """``python -m firmware_stubs flood`` in a process of its own (summary on stdout)."""
     return subprocess.Popen(
         [
             sys.executable,
@@ -66,12 +73,13 @@ def background(port: int, rate: int, seconds: float, devices: int = 1000) -> sub
             "--devices",
             str(devices),
             "--messages",
-            str(int(rate * seconds)),
+            str(messages),
             "--rate",
             str(rate),
             "--engine",
-            "raw",
+            engine,
             "--quiet",
+            *extra,
         ],
         cwd=REPO,
         stdout=subprocess.PIPE,

@@ -38,6 +38,7 @@ import psutil
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.latency import flood_process  # noqa: E402
 from tests.integration.influx_servers import InfluxdServer  # noqa: E402
 from tests.integration.servers import GatewayProcess, Mosquitto  # noqa: E402
 
@@ -98,33 +99,8 @@ def wait_for(what: str, count: Any, target: int, stall_s: float) -> int:
 
 
 def start_flood(port: int, messages: int) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "firmware_stubs",
-            "flood",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--devices",
-            str(DEVICES),
-            "--messages",
-            str(messages),
-            "--rate",
-            str(RATE),
-            "--engine",
-            "paho",
-            "--timeout",
-            "300",
-            "--quiet",
-        ],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    # the paho engine reconnects and resends across the broker restart; the raw one stops
+    return flood_process(port, DEVICES, messages, RATE, engine="paho", extra=("--timeout", "300"))
 
 
 def soak(minutes: float, work: Path) -> dict[str, Any]:

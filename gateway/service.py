@@ -16,6 +16,7 @@ import ssl
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gateway.audit import AuditLog
 from gateway.auth import Authenticator
@@ -30,6 +31,9 @@ from gateway.rules.service import Alerting
 from gateway.store.journal import Accepted, Store
 from gateway.store.queries import Queries
 from gateway.store.schema import wal_checkpoint
+
+if TYPE_CHECKING:  # imported when configured: influxdb-client is not loaded otherwise
+    from gateway.sinks.influx import InfluxSink
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +63,6 @@ class Gateway:
         registry: Registry,
         *,
         now_ms: Callable[[], int] = _now_ms,
-        sleep: Callable[[float], asyncio.Future[None]] | None = None,
     ) -> None:
         registry = registry_with_serial(registry, settings.serial)  # RS-485 buses, devices
         self.settings = settings
@@ -72,7 +75,7 @@ class Gateway:
         self.broker: EmbeddedBroker | None = None
         self.client: MqttClient | None = None
         self.ingest: Ingest | None = None
-        self.sink: object | None = None
+        self.sink: InfluxSink | None = None
         self.alerting: Alerting | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.authenticator = Authenticator(settings.auth, [c.id for c in registry.communities])
@@ -264,7 +267,7 @@ class Gateway:
             with contextlib.suppress(Exception):
                 await self.client.stop()
         if self.sink is not None:
-            await asyncio.to_thread(self.sink.stop)  # type: ignore[attr-defined]
+            await asyncio.to_thread(self.sink.stop)
         with contextlib.suppress(Exception):
             self.store.checkpoint_state()
         self.store.close()
