@@ -234,31 +234,36 @@ def _seq(raw: Any) -> int | None:
 
 def _fields(profile: Profile, obj: dict[str, Any]) -> dict[str, Value]:
     """Numbers and booleans become readings; other unknown values are ignored."""
-    known = profile.fields
+    numbers = profile.numbers
     fields: dict[str, Value] = {}
     for name, value in obj.items():
-        if name in _RESERVED:
-            continue
-        kind = type(value)
-        spec = known.get(name)
-        if spec is not None:
-            if spec.type == "bool":
-                if kind is not bool:
-                    raise Rejected("bad_field_type", f"{name}: expected bool")
-                fields[name] = value
-            elif kind is float:
-                fields[name] = value
-            elif kind is int:
-                fields[name] = float(value)
-            else:
-                raise Rejected("bad_field_type", f"{name}: expected number")
-        elif kind is float or kind is int or kind is bool:
-            if NAME_RE.fullmatch(name) is None:
-                raise Rejected("bad_field_name", _clip(name))
-            fields[name] = float(value) if kind is int else value
+        if type(value) is float and name in numbers:  # the usual case, first
+            fields[name] = value
+        elif name not in _RESERVED:
+            _field(profile, fields, name, value)
     if not fields:
         raise Rejected("no_readings", "no numeric or boolean field")
     return fields
+
+
+def _field(profile: Profile, fields: dict[str, Value], name: str, value: Any) -> None:
+    kind = type(value)
+    spec = profile.fields.get(name)
+    if spec is not None:
+        if spec.type == "bool":
+            if kind is not bool:
+                raise Rejected("bad_field_type", f"{name}: expected bool")
+            fields[name] = value
+        elif kind is float:
+            fields[name] = value
+        elif kind is int:
+            fields[name] = float(value)
+        else:
+            raise Rejected("bad_field_type", f"{name}: expected number")
+    elif kind is float or kind is int or kind is bool:
+        if NAME_RE.fullmatch(name) is None:
+            raise Rejected("bad_field_name", _clip(name))
+        fields[name] = float(value) if kind is int else value
 
 
 def _event(profile: Profile, obj: dict[str, Any]) -> tuple[str, dict[str, Any]]:

@@ -37,9 +37,10 @@ class Reading:
     ts_ms: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Decoded:
-    """One accepted message, normalized.
+    """One accepted message, normalized; not to be changed once made (not ``frozen``: a
+    frozen dataclass's ``__init__`` cost 3.4 us of the decoder's 9 us per message).
 
     ``ts_ms`` is the device's timestamp when it was sane, otherwise the receive time;
     ``ts_flag`` says why it was replaced (``"missing"``, ``"future"``, ``"past"``) or is

@@ -122,6 +122,11 @@ class Profile:
     fields: Mapping[str, FieldSpec]
     events: Mapping[str, EventSpec]
     commands: Mapping[str, CommandSpec]
+    numbers: frozenset[str] = frozenset()  # the declared fields that are not bool
+
+    def __post_init__(self) -> None:
+        numbers = frozenset(n for n, spec in self.fields.items() if spec.type != "bool")
+        object.__setattr__(self, "numbers", numbers)
 
     def unit(self, field: str) -> str:
         """The unit of ``field``: declared, else implied by its name."""

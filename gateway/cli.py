@@ -18,6 +18,7 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
+from gateway import logs
 from gateway.config import ConfigError, Registry, Settings, load_registry, load_settings
 
 log = logging.getLogger("courtyard")
@@ -26,13 +27,7 @@ DEMO_SEED = "courtyard-demo"
 
 
 def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-    )
-    # one line per HTTP request is noise: the sinks log their transitions themselves
-    for noisy in ("httpx", "httpcore", "urllib3", "influxdb_client"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.root.level))
+    logs.setup(getattr(logging, level.upper(), logging.INFO))
 
 
 def _load(config: str | None) -> tuple[Settings, Registry]:

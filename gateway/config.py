@@ -81,6 +81,7 @@ class StoreSettings(_Section):
     path: str = "courtyard.db"
     retention_days: float = Field(default=90, gt=0)
     commit_interval_ms: float = Field(default=5, ge=0, le=1000)
+    telemetry_commit_interval_ms: float = Field(default=50, ge=0, le=1000)
     commit_max_messages: int = Field(default=5000, ge=1, le=100_000)
     max_payload_bytes: int = Field(default=65536, ge=256, le=16 * 1024 * 1024)
 
@@ -97,6 +98,8 @@ class InfluxSection(_Section):
     batch_size: int = Field(default=5000, ge=1, le=100_000)
     timeout_s: float = Field(default=10, gt=0)
     verify_tls: bool = True
+    # run the sink in a process of its own (it shares no interpreter lock with the ingest)
+    own_process: bool = True
 
     @field_validator("url")
     @classmethod

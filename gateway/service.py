@@ -23,7 +23,7 @@ from gateway.auth import Authenticator
 from gateway.commands import CommandService
 from gateway.config import Registry, Settings
 from gateway.fieldbus.bridge import Fieldbus, registry_with_serial
-from gateway.ingest import Ingest
+from gateway.ingest import Acker, Ingest
 from gateway.mqtt import topics
 from gateway.mqtt.broker import EmbeddedBroker
 from gateway.mqtt.client import Batch, MqttClient, Received
@@ -34,6 +34,7 @@ from gateway.store.schema import wal_checkpoint
 
 if TYPE_CHECKING:  # imported when configured: influxdb-client is not loaded otherwise
     from gateway.sinks.influx import InfluxSink
+    from gateway.sinks.process import SinkProcess
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +49,29 @@ def _now_ms() -> int:
 
 def _release_startup_memory() -> None:
     """Give the heap that start-up used and freed (the parsed community file: ~1 KiB per
-    device) back to the operating system, so resident memory reflects what is kept."""
+    device) back to the operating system, so resident memory reflects what is kept; then
+    freeze what start-up keeps (registry, device states, the app) out of the garbage
+    collector's sight. Measured under 5,000 readings/s and 50 residents unlocking at once:
+    every full collection walked those ~80,000 objects and stopped the loop for 50-75 ms, a
+    few times a minute; once frozen, a full collection takes about 5 ms."""
     gc.collect()
     with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
         ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    gc.freeze()
+
+
+def new_ingest(settings: Settings, store: Store, acker: Acker) -> Ingest:
+    """The ingest as the configuration sets it up (also used by ``bench/ingest_cpu.py``)."""
+    st = settings.store
+    return Ingest(
+        store,
+        prefix=settings.mqtt.prefix,
+        acker=acker,
+        commit_interval_s=st.commit_interval_ms / 1000,
+        commit_max=st.commit_max_messages,
+        telemetry_interval_s=st.telemetry_commit_interval_ms / 1000,
+        max_payload_bytes=st.max_payload_bytes,
+    )
 
 
 class Gateway:
@@ -75,7 +95,7 @@ class Gateway:
         self.broker: EmbeddedBroker | None = None
         self.client: MqttClient | None = None
         self.ingest: Ingest | None = None
-        self.sink: InfluxSink | None = None
+        self.sink: InfluxSink | SinkProcess | None = None
         self.alerting: Alerting | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.authenticator = Authenticator(settings.auth, [c.id for c in registry.communities])
@@ -111,14 +131,7 @@ class Gateway:
             host, port = "127.0.0.1", int(self.broker.port or 0)
         else:
             host, port = s.mqtt.host_port
-        self.ingest = Ingest(
-            self.store,
-            prefix=s.mqtt.prefix,
-            acker=self._ack,
-            commit_interval_s=s.store.commit_interval_ms / 1000,
-            commit_max=s.store.commit_max_messages,
-            max_payload_bytes=s.store.max_payload_bytes,
-        )
+        self.ingest = new_ingest(s, self.store, self._ack)
         self.ingest.listeners.append(self.commands.on_commit)
         if s.influxdb is not None:
             self._start_influx()
@@ -141,7 +154,7 @@ class Gateway:
         if s.serial:
             self.fieldbus = Fieldbus(s.serial, self._publish, s.mqtt.prefix)
             await self.fieldbus.start()
-        self._tasks = [
+        self._tasks += [
             asyncio.create_task(self._every(2.0, self._checkpoint), name="state-checkpoint"),
             asyncio.create_task(self._wal_checkpoints(), name="wal-checkpoint"),
             asyncio.create_task(self._every(5.0, self._liveness), name="liveness"),
@@ -157,25 +170,31 @@ class Gateway:
 
     def _start_influx(self) -> None:
         from gateway.sinks.influx import InfluxSettings, InfluxSink
+        from gateway.sinks.process import SinkProcess
 
         cfg = self.settings.influxdb
         assert cfg is not None and self.ingest is not None
-        sink = InfluxSink(
-            InfluxSettings(
-                url=cfg.url,
-                api=cfg.api,
-                token=cfg.token,
-                org=cfg.org,
-                bucket=cfg.bucket,
-                database=cfg.database,
-                username=cfg.username,
-                password=cfg.password,
-                timeout_s=cfg.timeout_s,
-                verify_tls=cfg.verify_tls,
-            ),
-            self.settings.store.path,
-            batch_size=cfg.batch_size,
+        settings = InfluxSettings(
+            url=cfg.url,
+            api=cfg.api,
+            token=cfg.token,
+            org=cfg.org,
+            bucket=cfg.bucket,
+            database=cfg.database,
+            username=cfg.username,
+            password=cfg.password,
+            timeout_s=cfg.timeout_s,
+            verify_tls=cfg.verify_tls,
         )
+        path, batch = self.settings.store.path, cfg.batch_size
+        sink: InfluxSink | SinkProcess
+        if cfg.own_process:
+            sink = SinkProcess(settings, path, batch_size=batch, log_level=logging.root.level)
+            self._tasks.append(
+                asyncio.create_task(self._every(2.0, sink.supervise), name="sink-supervisor")
+            )
+        else:
+            sink = InfluxSink(settings, path, batch_size=batch)
         sink.start()
         self.sink = sink
         self.ingest.listeners.append(lambda _accepted: sink.notify())

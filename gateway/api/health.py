@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 
 from gateway.api.deps import GatewayDep, PlatformDep
+from gateway.store.schema import wal_bytes
 
 router = APIRouter(tags=["health"])
 
@@ -51,6 +52,8 @@ def render_metrics(gateway: Any) -> str:
     _line(out, "courtyard_journal_duplicates_total", store.duplicates_total)
     metric("courtyard_journal_commits_total", "counter", "Group commits")
     _line(out, "courtyard_journal_commits_total", store.commits_total)
+    metric("courtyard_store_wal_bytes", "gauge", "Size of the store's write-ahead log file")
+    _line(out, "courtyard_store_wal_bytes", wal_bytes(store.path))
     metric("courtyard_ingest_pending", "gauge", "Messages decoded and not yet committed")
     _line(out, "courtyard_ingest_pending", ingest.pending if ingest else 0)
     metric("courtyard_dead_letters_total", "counter", "Rejected messages by reason")

@@ -63,6 +63,33 @@ async def test_commit_then_ack(store):
     assert store.devices["m-1"].online is True
 
 
+async def test_readings_wait_for_the_long_interval_and_an_event_pulls_the_commit_in(store):
+    acks = Acks()
+    ingest = Ingest(
+        store, prefix="community", acker=acks, commit_interval_s=0.01, telemetry_interval_s=0.5
+    )
+    reading = Msg("community/c1/meter/m-1/telemetry", telemetry(1, power_w=5), packet_id=1)
+    ingest.on_batch([reading], "conn")
+    await asyncio.sleep(0.05)
+    assert acks.calls == []  # only readings: they wait up to 0.5 s
+    event = orjson.dumps({"ts": NOW, "seq": 2, "event": "door_forced"})
+    ingest.on_batch([Msg("community/c1/access/gate-north/event", event, packet_id=2)], "conn")
+    await asyncio.sleep(0.05)
+    assert acks.calls == [("conn", [1, 2])]  # the event brought the readings along
+    ingest.on_batch([Msg(reading.topic, telemetry(3, power_w=6), packet_id=3)], "conn")
+    await asyncio.sleep(0.05)
+    assert len(acks.calls) == 1  # and the next readings wait again
+
+
+async def test_our_own_command_echo_is_acked_without_other_traffic(store):
+    acks = Acks()
+    ingest = Ingest(store, prefix="community", acker=acks, commit_interval_s=0.005)
+    echo = Msg("community/c1/access/gate-north/cmd", b'{"id": "x"}', packet_id=9)
+    ingest.on_batch([echo], "conn")
+    await asyncio.sleep(0.05)
+    assert acks.calls == [("conn", [9])] and ingest.ignored_total == 1
+
+
 async def test_duplicates_stored_once(store):
     ingest = Ingest(store, prefix="community", acker=Acks())
     msg = Msg("community/c1/meter/m-1/telemetry", telemetry(1, power_w=5))
