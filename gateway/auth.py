@@ -14,6 +14,11 @@ building, nothing else; a platform key may operate every device of its communiti
 
 Nothing here logs or echoes a token: a resident's credential is named by its ``jti`` claim or a
 short hash of the token.
+
+A verified resident token is remembered (at most ``TOKEN_CACHE`` of them, keyed by the token's
+SHA-256) until its ``exp`` plus the leeway: an app repeats the same token on every call, and
+verifying it again costs more than the rest of an unlock request. A remembered token is still
+refused the moment it expires; a token that failed verification is never remembered.
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Collection
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +42,7 @@ from gateway.config import AuthSettings, ConfigError
 ID_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 PLATFORM = "platform"
 RESIDENT = "resident"
+TOKEN_CACHE = 4096
 
 
 class AuthError(Exception):
@@ -104,9 +112,14 @@ class Authenticator:
         self,
         settings: AuthSettings,
         communities: Collection[str] = (),
+        *,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.communities = frozenset(communities)
+        self._clock = clock
+        # sha256(token) -> (principal, the moment it stops being accepted)
+        self._verified: OrderedDict[bytes, tuple[Principal, float]] = OrderedDict()
         self._platform = [
             (
                 k.key.encode(),
@@ -146,6 +159,23 @@ class Authenticator:
         return self._resident(token)
 
     def _resident(self, token: str) -> Principal:
+        digest = hashlib.sha256(token.encode()).digest()
+        hit = self._verified.get(digest)
+        if hit is not None:
+            principal, until = hit
+            if self._clock() < until:
+                self._verified.move_to_end(digest)
+                return principal
+            del self._verified[digest]
+            raise AuthError("token expired")
+        principal, exp = self._verify(token, digest)
+        self._verified[digest] = (principal, exp + self.settings.jwt_leeway_s)
+        if len(self._verified) > TOKEN_CACHE:
+            self._verified.popitem(last=False)
+        return principal
+
+    def _verify(self, token: str, digest: bytes) -> tuple[Principal, float]:
+        """PyJWT's full check, then the claims this gateway needs; also returns ``exp``."""
         try:
             claims = jwt.decode(
                 token,
@@ -172,8 +202,8 @@ class Authenticator:
         if isinstance(jti, str) and jti and len(jti) <= 128:
             credential = f"jwt:{jti}"
         else:
-            credential = "jwt#" + hashlib.sha256(token.encode()).hexdigest()[:16]
-        return Principal(
+            credential = "jwt#" + digest.hex()[:16]
+        principal = Principal(
             RESIDENT,
             sub,
             frozenset({community}),
@@ -181,3 +211,4 @@ class Authenticator:
             unit=unit,
             credential=credential,
         )
+        return principal, float(claims["exp"])

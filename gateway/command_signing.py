@@ -25,11 +25,15 @@ def canonical_json(obj: Any) -> bytes:
 def sign(command: Mapping[str, Any], secret_hex: str) -> str:
     """base64url (no padding) of HMAC-SHA256 over the canonical JSON without ``sig``."""
     unsigned = {k: v for k, v in command.items() if k != "sig"}
-    mac = hmac.new(bytes.fromhex(secret_hex), canonical_json(unsigned), hashlib.sha256).digest()
+    return _mac(canonical_json(unsigned), secret_hex)
+
+
+def _mac(canonical: bytes, secret_hex: str) -> str:
+    mac = hmac.new(bytes.fromhex(secret_hex), canonical, hashlib.sha256).digest()
     return base64.urlsafe_b64encode(mac).rstrip(b"=").decode("ascii")
 
 
-def build_command(
+def build_signed(
     device: str,
     action: str,
     args: Mapping[str, Any],
@@ -38,8 +42,9 @@ def build_command(
     issued_at_ms: int,
     validity_ms: int,
     command_id: str | None = None,
-) -> dict[str, Any]:
-    """A signed command, ready to publish as canonical JSON."""
+) -> tuple[dict[str, Any], bytes]:
+    """A signed command and its canonical JSON (what is published), encoded once: ``sig``
+    sorts after every other key, so it closes the bytes that were signed."""
     cmd: dict[str, Any] = {
         "id": command_id or str(uuid.uuid4()),
         "device": device,
@@ -48,5 +53,6 @@ def build_command(
         "issued_at": issued_at_ms,
         "expires_at": issued_at_ms + validity_ms,
     }
-    cmd["sig"] = sign(cmd, secret_hex)
-    return cmd
+    unsigned = canonical_json(cmd)
+    cmd["sig"] = _mac(unsigned, secret_hex)
+    return cmd, b'%s,"sig":"%s"}' % (unsigned[:-1], cmd["sig"].encode())

@@ -22,7 +22,7 @@ import logging
 import math
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -31,7 +31,7 @@ from devices.profiles import PROFILES
 from gateway import audit as A
 from gateway.audit import AuditLog
 from gateway.auth import Principal, may_operate
-from gateway.command_signing import build_command, canonical_json
+from gateway.command_signing import build_signed, canonical_json
 from gateway.config import CommandSettings, RegistryDevice
 from gateway.mqtt.errors import MqttError
 from gateway.store.journal import Accepted, DeviceState
@@ -174,7 +174,7 @@ class CommandService:
         same principal gets the first attempt's answer and sends nothing."""
         run = self._attempt(principal, device, action, dict(args), doors_only)
         if not idempotency_key:
-            return await run
+            return await self._answered(run)
         key = (principal.kind, principal.name, idempotency_key[:200])
         fingerprint = canonical_json([device, action, dict(args), doors_only])
         now = self._monotonic()
@@ -185,7 +185,7 @@ class CommandService:
             if entry.fingerprint != fingerprint:
                 return Result(A.BAD_REQUEST, "Idempotency-Key reused for a different request")
             return await asyncio.shield(entry.task)
-        task = asyncio.create_task(run, name=f"command:{device}")
+        task = asyncio.create_task(self._answered(run), name=f"command:{device}")
         entry = _Idem(fingerprint, task, now + self.settings.idempotency_ttl_s)
         self._idempotent[key] = entry
         result = await asyncio.shield(task)
@@ -202,6 +202,11 @@ class CommandService:
             if not first.task.done():
                 break
             keys.popitem(last=False)
+
+    async def _answered(self, attempt: Coroutine[Any, Any, Result]) -> Result:
+        result = await attempt
+        await self.audit.flushed()  # the answer only once the audit row says it
+        return result
 
     async def _attempt(
         self,
@@ -274,11 +279,12 @@ class CommandService:
         s = self.settings
         issued = self._now_ms()
         validity_ms = int(s.validity_s * 1000)
-        cmd = build_command(
+        cmd, payload = build_signed(
             st.device, action, args, secret, issued_at_ms=issued, validity_ms=validity_ms
         )
         cmd_id = cmd["id"]
         row_id = self.audit.record(**{**row, "args": args}, outcome=A.PENDING, command_id=cmd_id)
+        await self.audit.flushed()  # nothing leaves before its audit row is on disk
         loop = asyncio.get_running_loop()
         waiter = _Waiter(st.device, loop.create_future())
         self._pending[cmd_id] = waiter
@@ -294,7 +300,7 @@ class CommandService:
                 try:
                     await client.publish(
                         topic,
-                        canonical_json(cmd),
+                        payload,
                         qos=1,
                         retain=False,
                         message_expiry=expiry,

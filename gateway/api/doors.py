@@ -3,20 +3,34 @@
 
 Both run :meth:`gateway.commands.CommandService.execute`; this module only maps its outcome to
 an HTTP answer.
+
+The unlock is a resident waiting at a door, often many at once: it is served by
+:func:`unlock_route`, a plain Starlette route mounted ahead of the FastAPI routes
+(:data:`FAST_ROUTES`), which does what FastAPI's parameter machinery would (the bearer
+check, the ``Idempotency-Key`` header, the optional JSON body, 422s in FastAPI's format) for
+about two thirds of its cost: 0.95 ms instead of 1.4 ms of gateway CPU per unlock with 50
+residents at once (``bench/unlock.py``). The FastAPI declaration below stays for the OpenAPI
+schema and serves the same function if the fast route is not mounted.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from starlette.requests import Request
+from starlette.routing import Route
 
 from gateway import audit as A
-from gateway.api.deps import AnyPrincipalDep, GatewayDep, PlatformDep
+from gateway.api.deps import AnyPrincipalDep, GatewayDep, PlatformDep, any_principal, get_gateway
+from gateway.auth import Principal
 from gateway.commands import Result
+from gateway.service import Gateway
 
 router = APIRouter(tags=["commands"])
 
@@ -47,7 +61,11 @@ class CommandBody(BaseModel):
     args: dict[str, Any] = {}
 
 
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
+_UNLOCK_BODY: TypeAdapter[UnlockBody | None] = TypeAdapter(UnlockBody | None)
+IDEMPOTENCY_KEY_MAX = 200
+IdempotencyKey = Annotated[
+    str | None, Header(alias="Idempotency-Key", max_length=IDEMPOTENCY_KEY_MAX)
+]
 
 
 def answer(result: Result) -> JSONResponse:
@@ -90,6 +108,18 @@ async def unlock(
     body: UnlockBody | None = None,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
+    """Open a door for ``seconds`` (default 5): a resident's own entrance or a gate of their
+    community, or any door of a platform key's communities."""
+    return await _unlock(gateway, principal, door_id, body, idempotency_key)
+
+
+async def _unlock(
+    gateway: Gateway,
+    principal: Principal,
+    door_id: str,
+    body: UnlockBody | None,
+    idempotency_key: str | None,
+) -> JSONResponse:
     seconds = (body or UnlockBody()).seconds
     result = await gateway.commands.execute(
         principal,
@@ -100,6 +130,52 @@ async def unlock(
         doors_only=True,
     )
     return answer(result)
+
+
+async def unlock_route(request: Request) -> JSONResponse:
+    """``POST /api/v1/doors/{door_id}/unlock`` without FastAPI's parameter machinery; same
+    answers: 401 first, then every header and body error at once as FastAPI's 422."""
+    gateway = get_gateway(request)
+    principal = any_principal(request, gateway)
+    errors: list[dict[str, Any]] = []
+    key = request.headers.get("idempotency-key")
+    if key is not None and len(key) > IDEMPOTENCY_KEY_MAX:
+        errors.append(
+            {
+                "type": "string_too_long",
+                "loc": ("header", "Idempotency-Key"),
+                "msg": f"String should have at most {IDEMPOTENCY_KEY_MAX} characters",
+                "input": key,
+                "ctx": {"max_length": IDEMPOTENCY_KEY_MAX},
+            }
+        )
+    raw = await request.body()
+    body: UnlockBody | None = None
+    if raw:
+        try:  # parsed and validated the way FastAPI does, for the same 422s
+            data = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            errors.append(
+                {
+                    "type": "json_invalid",
+                    "loc": ("body", exc.pos),
+                    "msg": "JSON decode error",
+                    "input": {},
+                    "ctx": {"error": exc.msg},
+                }
+            )
+        else:
+            try:
+                body = _UNLOCK_BODY.validate_python(data, from_attributes=True)
+            except ValidationError as exc:
+                errors += [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+    if errors:
+        raise RequestValidationError(errors)
+    return await _unlock(gateway, principal, request.path_params["door_id"], body, key)
+
+
+# mounted ahead of every FastAPI route by gateway.app
+FAST_ROUTES = [Route("/api/v1/doors/{door_id}/unlock", unlock_route, methods=["POST"])]
 
 
 @router.post("/api/v1/devices/{device_id}/commands")

@@ -89,6 +89,40 @@ def test_wrong_secret_is_refused(auth):
         auth.authenticate(token(secret="another-secret-of-the-same-length-000"))
 
 
+def test_a_verified_token_is_remembered_until_exp_plus_leeway_and_then_refused():
+    now = [time.time()]
+    auth = Authenticator(settings(jwt_leeway_s=30), ["c1"], clock=lambda: now[0])
+    exp = int(now[0]) + 60
+    t = token(exp=exp, jti="t-9")
+    first = auth.authenticate(t)
+    assert auth.authenticate(t) is first  # the remembered principal: not verified again
+    now[0] = exp + 29.0  # inside the leeway
+    assert auth.authenticate(t) is first
+    now[0] = exp + 30.5
+    with pytest.raises(AuthError, match="expired"):
+        auth.authenticate(t)
+
+
+def test_a_refused_token_is_not_remembered_and_a_tampered_one_misses_the_cache(auth):
+    good = token()
+    auth.authenticate(good)
+    head, body, sig = good.split(".")
+    tampered = f"{head}.{body}.{sig[:-2]}{'AA' if sig[-2:] != 'AA' else 'BB'}"
+    for _ in range(2):  # the second attempt is verified again, and refused again
+        with pytest.raises(AuthError):
+            auth.authenticate(tampered)
+
+
+def test_the_token_cache_is_bounded(monkeypatch):
+    import gateway.auth as auth_module
+
+    monkeypatch.setattr(auth_module, "TOKEN_CACHE", 8)
+    auth = Authenticator(settings(), ["c1"])
+    for i in range(20):
+        auth.authenticate(token(sub=f"r-{i}"))
+    assert len(auth._verified) == 8
+
+
 def _unsigned(claims: dict[str, object]) -> str:
     def b64(obj: object) -> str:
         return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()

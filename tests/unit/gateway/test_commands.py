@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
+from contextlib import closing
 from typing import Any
 
 import pytest
@@ -14,7 +16,7 @@ from firmware_stubs import signing as device_side
 from gateway import audit as A
 from gateway.audit import AuditLog
 from gateway.auth import Principal
-from gateway.command_signing import build_command, canonical_json, sign
+from gateway.command_signing import build_signed, canonical_json, sign
 from gateway.commands import CommandService, TokenBuckets
 from gateway.config import CommandSettings, RegistryDevice
 from gateway.mqtt.errors import NotConnected
@@ -27,12 +29,17 @@ NOW = 1_763_700_000_000
 # -- signing, checked by the device's independent implementation -------------------------------
 
 
+def command(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    """A signed command (what ``build_signed`` returns besides its bytes)."""
+    return build_signed(*args, **kwargs)[0]
+
+
 @pytest.mark.parametrize(
     "args",
     [{"seconds": 5}, {"lane": "in-1"}, {"compartment": 7}, {"x": 0.1, "y": 1e-7, "z": "Zürich 门"}],
 )
 def test_signature_verifies_on_the_device_side(args):
-    cmd = build_command("gate-north", "unlock", args, SECRET, issued_at_ms=NOW, validity_ms=5000)
+    cmd = command("gate-north", "unlock", args, SECRET, issued_at_ms=NOW, validity_ms=5000)
     wire = json.loads(canonical_json(cmd))
     assert device_side.verify(wire, "gate-north", SECRET, NOW + 1000, NOW - 1, set()) is None
     assert device_side.sign_command(wire, SECRET) == cmd["sig"]
@@ -46,7 +53,7 @@ def test_canonical_json_is_what_the_contract_says():
 
 
 def test_any_change_breaks_the_signature_and_the_device_sees_it():
-    cmd = build_command(
+    cmd = command(
         "gate-north", "unlock", {"seconds": 5}, SECRET, issued_at_ms=NOW, validity_ms=5000
     )
     for key, value in (
@@ -59,13 +66,13 @@ def test_any_change_breaks_the_signature_and_the_device_sees_it():
             device_side.verify(tampered, "gate-north", SECRET, NOW, NOW - 1, set())
             == "bad_signature"
         )
-    other = build_command("gate-north", "unlock", {}, "ff" * 32, issued_at_ms=NOW, validity_ms=5000)
+    other = command("gate-north", "unlock", {}, "ff" * 32, issued_at_ms=NOW, validity_ms=5000)
     assert device_side.verify(other, "gate-north", SECRET, NOW, NOW - 1, set()) == "bad_signature"
 
 
 def test_ids_are_unique():
     ids = {
-        build_command("d", "unlock", {}, SECRET, issued_at_ms=NOW, validity_ms=1)["id"]
+        command("d", "unlock", {}, SECRET, issued_at_ms=NOW, validity_ms=1)["id"]
         for _ in range(1000)
     }
     assert len(ids) == 1000
@@ -356,3 +363,86 @@ async def test_tamper_events_and_foreign_refusals_are_security_rows(world):
     assert service.security_events == {"replayed": 1, "expired": 1}
     text = "\n".join(service.metrics())
     assert 'courtyard_security_events_total{reason="replayed"} 1' in text
+
+
+@pytest.mark.parametrize(
+    "args",
+    [{}, {"seconds": 3}, {"compartment": "A-07", "note": "é ü 门"}, {"x": [1, 2.5, None, True]}],
+)
+def test_published_bytes_are_the_canonical_json_of_the_signed_command(args):
+    cmd, payload = build_signed(
+        "b1-entrance", "unlock", args, SECRET, issued_at_ms=NOW, validity_ms=5000
+    )
+    assert payload == canonical_json(cmd)
+    assert cmd["sig"] == sign(cmd, SECRET)
+
+
+# -- the audit's grouped writes ------------------------------------------------------------------
+
+
+def _on_disk(log: AuditLog) -> list[tuple[Any, ...]]:
+    """The rows another connection sees: what is really written."""
+    with closing(sqlite3.connect(log.path)) as other:
+        return other.execute("SELECT id, outcome, command_id FROM audit ORDER BY id").fetchall()
+
+
+async def test_the_pending_row_is_on_disk_before_the_command_leaves(world):
+    service, broker, log = world
+    seen: list[list[tuple[Any, ...]]] = []
+    publish = broker.publish
+
+    async def checking(topic: str, payload: bytes, **kw: Any) -> None:
+        seen.append(_on_disk(log))
+        await publish(topic, payload, **kw)
+
+    broker.publish = checking  # type: ignore[method-assign]
+    result = await service.execute(PLATFORM, "gate-north", "unlock", {"seconds": 3})
+    assert result.outcome == A.OK
+    ((_, outcome, command_id),) = seen[0]
+    assert (outcome, command_id) == (A.PENDING, result.command_id)
+    # and the outcome is on disk before the answer
+    assert _on_disk(log)[0][1:] == (A.OK, result.command_id)
+
+
+async def test_concurrent_attempts_share_one_transaction_per_loop_turn(world):
+    service, broker, log = world
+    commits: list[str] = []
+    log.conn.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
+    at_publish: list[int] = []
+    publish = broker.publish
+
+    async def counting(topic: str, payload: bytes, **kw: Any) -> None:
+        at_publish.append(len(commits))
+        await publish(topic, payload, **kw)
+
+    broker.publish = counting  # type: ignore[method-assign]
+    results = await asyncio.gather(
+        *(service.execute(PLATFORM, "gate-north", "unlock", {"seconds": 1}) for _ in range(5))
+    )
+    assert all(r.outcome == A.OK for r in results)
+    assert at_publish == [1] * 5  # the five pending rows went in one transaction
+    assert 2 <= len(commits) <= 6  # the outcomes: grouped as their acks arrive together
+    assert [row[1] for row in _on_disk(log)] == [A.OK] * 5
+
+
+async def test_a_failed_audit_write_sends_nothing_and_raises(world):
+    service, broker, log = world
+    log.conn.execute("DROP TABLE audit")  # every write now fails
+    with pytest.raises(sqlite3.OperationalError):
+        await service.execute(PLATFORM, "gate-north", "unlock", {"seconds": 3})
+    assert broker.published == []
+    assert service.pending == 0
+
+
+def test_ids_continue_after_a_restart(tmp_path):
+    path = str(tmp_path / "audit.db")
+    row = {"principal": "p", "principal_kind": "platform", "credential": "", "device": "d"}
+    first = AuditLog(path)
+    first.open()
+    ids = [first.record(**row, action="unlock", outcome=A.OK) for _ in range(3)]
+    first.close()
+    again = AuditLog(path)
+    again.open()
+    assert again.record(**row, action="unlock", outcome=A.OK) == ids[-1] + 1 == 4
+    assert [r["id"] for r in again.query().items] == [4, 3, 2, 1]
+    again.close()
