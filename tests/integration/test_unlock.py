@@ -390,13 +390,18 @@ def test_offline_door_503_at_once_and_silent_door_504_never_opens_later(site: Si
     # offline: the door shuts down (retained offline status)
     site.devices["gate-north"].stop()
     wait_for(lambda: site.online("gate-north") is False, 10, "gate-north offline")
+    sent_before = len(site.rec.on("gate-north", "cmd"))
     durations = []
     for _ in range(5):
         t0 = time.monotonic()
         r = site.unlock("gate-north", token)
         durations.append(time.monotonic() - t0)
         assert r.status_code == 503, r.text
-    assert max(durations) < 0.1, durations
+    # "at once": answered without waiting for the door, i.e. well inside the 2 s command
+    # timeout (the latency figure itself is measured by `make bench`, not here), and no
+    # command was sent to the offline door at all
+    assert max(durations) < 1.0, durations
+    assert len(site.rec.on("gate-north", "cmd")) == sent_before
 
     # silent: the gateway believes the door online (its status says so), nobody answers
     site.rec.publish("community/c1/access/b3-ghost/status", b'{"state":"online"}')
