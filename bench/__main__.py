@@ -52,6 +52,20 @@ def version(cmd: list[str]) -> str:
     return text[0] if text else "unknown"
 
 
+def debian_version(package: str) -> str:
+    """The installed Debian package's version (for servers whose binary prints none)."""
+    try:
+        out = subprocess.run(
+            ["dpkg-query", "-W", "-f", "${Version}", package],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return out.stdout.strip() or "not installed"
+
+
 def machine() -> dict[str, Any]:
     cpu = "unknown"
     try:
@@ -159,10 +173,8 @@ def main() -> None:
         "versions": {
             "mosquitto": version(["mosquitto", "-h"]),
             "influxd": version(["influxd", "version"]),
-            "victoria-metrics": version(["victoria-metrics", "-version"]),
-            "node-red": version(
-                ["node", "bench/.node-red/node_modules/node-red/red.js", "--version"]
-            ),
+            "victoria-metrics": debian_version("victoria-metrics"),
+            "node": version(["node", "--version"]),
         },
         "figures": {},
     }
@@ -170,13 +182,19 @@ def main() -> None:
     for key, values in run_ingest(work, messages, rounds).items():
         rate = key in ("mosquitto_sub", "gateway", "diy_paho", "node_red")
         figures[f"ingest.{key}_msgs_per_s" if rate else f"ingest.{key}"] = values
+    try:  # installed by the ingest run
+        from bench import nodered
+
+        results["versions"]["node-red"] = nodered.installed_versions()
+    except ImportError:
+        results["versions"]["node-red"] = "not measured"
     log("scale: registering devices")
     sc = scale.run(work / "scale", sizes)
     figures["scale.bytes_per_device"] = [sc["bytes_per_device"]]
     for p in sc["points"]:
         figures[f"scale.rss_mib_{p['devices']}"] = [p["rss_bytes"] / 2**20]
         figures[f"scale.startup_s_{p['devices']}"] = [p["startup_s"]]
-    for module in ("alert_latency", "unlock", "latency"):
+    for module in ("ingest_cpu", "alert_latency", "unlock", "latency"):
         figures.update(run_optional(module, lambda m=module: _latency(m, QUICK)))
     results["figures"] = {k: summary(v) for k, v in figures.items()}
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")

@@ -16,7 +16,6 @@ import argparse
 import json
 import multiprocessing
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,6 +28,7 @@ import psutil
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.latency import flood_process  # noqa: E402
 from tests.integration.alerting_helpers import config, registry  # noqa: E402
 from tests.integration.servers import GatewayProcess, Mosquitto  # noqa: E402
 from tests.unit.webhooks.receiver import Receiver  # noqa: E402
@@ -99,28 +99,7 @@ def run(rate: int, alerts: int, interval: float, verbose: bool = False) -> dict[
             gw.start()
             duration = alerts * interval + 8
             if rate > 0:
-                flood = subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "firmware_stubs",
-                        "flood",
-                        "--host",
-                        "127.0.0.1",
-                        "--port",
-                        str(broker.port),
-                        "--devices",
-                        "1000",
-                        "--messages",
-                        str(int(rate * duration)),
-                        "--rate",
-                        str(rate),
-                        "--quiet",
-                    ],
-                    cwd=REPO,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.DEVNULL,
-                )
+                flood = flood_process(broker.port, 1000, int(rate * duration), rate, engine="paho")
                 time.sleep(4)  # steady load (the 1,000 flood devices discovered) first
             assert gw.proc is not None
             gw_proc = psutil.Process(gw.proc.pid)
@@ -156,7 +135,7 @@ def run(rate: int, alerts: int, interval: float, verbose: bool = False) -> dict[
             background = {}
             if flood is not None:
                 out, _ = flood.communicate(timeout=120)
-                background = json.loads(out.decode().strip().splitlines()[-1])
+                background = json.loads(out.strip().splitlines()[-1])
             return {
                 "alerts": alerts,
                 "delivered": len(lat),

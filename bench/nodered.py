@@ -44,6 +44,18 @@ def _node_red_major() -> int:
     return 5 if (major, minor) >= (22, 9) else 4
 
 
+def installed_versions() -> str:
+    """``node-red X, node-red-contrib-influxdb Y`` as installed in ``bench/.node-red/``."""
+    found = []
+    for package in ("node-red", "node-red-contrib-influxdb"):
+        manifest = INSTALL / "node_modules" / package / "package.json"
+        try:
+            found.append(f"{package} {json.loads(manifest.read_text())['version']}")
+        except (OSError, ValueError, KeyError):
+            found.append(f"{package} not installed")
+    return ", ".join(found)
+
+
 def ensure_installed() -> Path:
     """Install Node-RED and the InfluxDB nodes into ``bench/.node-red/`` once; ``red.js``."""
     major = _node_red_major()
