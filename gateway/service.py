@@ -158,7 +158,7 @@ class Gateway:
             asyncio.create_task(self._every(2.0, self._checkpoint), name="state-checkpoint"),
             asyncio.create_task(self._wal_checkpoints(), name="wal-checkpoint"),
             asyncio.create_task(self._every(5.0, self._liveness), name="liveness"),
-            asyncio.create_task(self._every(RETENTION_EVERY_S, self._retention), name="retention"),
+            asyncio.create_task(self._retention_every(RETENTION_EVERY_S), name="retention"),
         ]
         _release_startup_memory()
         log.info(
@@ -235,6 +235,14 @@ class Gateway:
             except Exception:  # a task boundary: log and keep the loop alive
                 log.exception("periodic job %s failed", job.__name__)
 
+    async def _retention_every(self, period: float) -> None:
+        while True:
+            await asyncio.sleep(period)
+            try:
+                await self._retention()
+            except Exception:  # a task boundary: log and keep the loop alive
+                log.exception("retention failed")
+
     async def _wal_checkpoints(self) -> None:
         """The WAL is copied back by a thread, never inside a commit on the loop."""
         while True:
@@ -259,16 +267,22 @@ class Gateway:
                 self.store.mark_offline(st, now)
                 log.info("device %s offline: silent for %.0f s", device, (now - last) / 1000)
 
-    def _retention(self) -> None:
+    async def _retention(self) -> None:
+        """Expire old rows a few thousand at a time, letting the loop run in between (a
+        journal of 90 days holds hundreds of millions of rows)."""
         cutoff = self.now_ms() - int(self.settings.store.retention_days * 86400_000)
         keep_from = None
         if self.sink is not None:
             keep_from = self.store.load_cursor("influx")
-        deleted = self.store.expire(cutoff, keep_after_id=keep_from)
-        if deleted:
+        journal = dead = 0
+        for rows, letters in self.store.expire_steps(cutoff, keep_after_id=keep_from):
+            journal, dead = journal + rows, dead + letters
+            await asyncio.sleep(0)
+        if journal or dead:
             log.info(
-                "retention: removed %d journal rows older than %d days",
-                deleted,
+                "retention: removed %d journal rows and %d dead letters older than %g days",
+                journal,
+                dead,
                 self.settings.store.retention_days,
             )
 
