@@ -37,6 +37,8 @@ log = logging.getLogger("courtyard.sinks.influx")
 
 PUBLISH_EVERY_S = 0.05
 RESTART_BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0)
+STABLE_AFTER_S = 60.0
+"""A child that ran this long without dying starts the backoff from the beginning again."""
 # the numeric entries of InfluxSink.stats(), in the order of the shared array
 FIELDS = (
     "points_written_total",
@@ -78,6 +80,7 @@ class SinkProcess:
         self._stopping = False
         self._restarts = 0
         self._restart_at: float | None = None
+        self._started_at = 0.0
         self.restarts_total = 0
 
     def start(self) -> None:
@@ -99,6 +102,7 @@ class SinkProcess:
             daemon=True,
         )
         self._proc.start()
+        self._started_at = self._monotonic()
         receive.close()  # the child has its own copy
         self.notify()  # look at the journal at once
 
@@ -141,12 +145,13 @@ class SinkProcess:
         return False
 
     def supervise(self) -> None:
-        """Start a new child if the last one died (with a growing delay between restarts)."""
+        """Start a new child if the last one died, with a growing delay between restarts
+        (1 s up to 30 s) that starts over once a child has run for :data:`STABLE_AFTER_S`."""
+        now = self._monotonic()
         if self._stopping or self._proc is None or self._proc.is_alive():
-            if self.alive and self._restart_at is None:
+            if self.alive and now - self._started_at >= STABLE_AFTER_S:
                 self._restarts = 0
             return
-        now = self._monotonic()
         if self._restart_at is None:
             delay = RESTART_BACKOFF_S[min(self._restarts, len(RESTART_BACKOFF_S) - 1)]
             log.error(

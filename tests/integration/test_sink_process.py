@@ -3,6 +3,7 @@ supervisor and every point still arrives exactly once (real influxd 1.x)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -14,7 +15,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from gateway.sinks.process import SinkProcess
+from gateway.sinks.influx import InfluxSettings
+from gateway.sinks.process import RESTART_BACKOFF_S, STABLE_AFTER_S, SinkProcess
 from tests.integration.influx_servers import InfluxdServer
 from tests.integration.test_influx_sink import Journal, v1
 
@@ -72,7 +74,8 @@ def test_a_killed_sink_process_is_restarted_and_nothing_is_lost_or_doubled(
 PARENT = """
 import sys, time
 from gateway.sinks.influx import InfluxSettings
-from gateway.sinks.process import SinkProcess
+from gateway.sinks.influx import InfluxSettings
+from gateway.sinks.process import RESTART_BACKOFF_S, STABLE_AFTER_S, SinkProcess
 sink = SinkProcess(InfluxSettings(url="http://127.0.0.1:9", api="v1", database="d"), sys.argv[1])
 sink.start()
 print(sink._proc.pid, flush=True)
@@ -106,3 +109,39 @@ def _zombie(pid: int) -> bool:
         return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return True
+
+
+def test_a_crash_looping_child_backs_off_and_a_stable_one_resets_the_backoff(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    journal = Journal(tmp_path / "journal.db", "c-loop")
+    clock = [0.0]
+    sink = SinkProcess(
+        InfluxSettings(url="http://127.0.0.1:9", api="v1", database="d"),
+        str(journal.path),
+        monotonic=lambda: clock[0],
+    )
+
+    def crash_and_restart(uptime: float) -> float:
+        """Let the child run ``uptime`` (fake) seconds, kill it; the delay chosen."""
+        wait(lambda: sink.alive, 30, "a child")
+        clock[0] += uptime
+        sink.supervise()  # alive: it may count as stable
+        os.kill(sink._proc.pid, signal.SIGKILL)
+        wait(lambda: not sink.alive, 10, "the child to die")
+        caplog.clear()
+        sink.supervise()  # schedules the restart
+        (delay,) = [float(r.getMessage().split(" in ")[1].split()[0]) for r in caplog.records]
+        clock[0] += delay
+        sink.supervise()  # restarts
+        return delay
+
+    try:
+        with caplog.at_level(logging.ERROR, logger="courtyard.sinks.influx"):
+            sink.start()
+            assert [crash_and_restart(3.0) for _ in range(4)] == list(RESTART_BACKOFF_S[:4])
+            assert crash_and_restart(STABLE_AFTER_S + 1) == RESTART_BACKOFF_S[0]
+            assert sink.restarts_total == 5
+    finally:
+        assert sink.stop(timeout=10)
+        journal.close()
