@@ -83,11 +83,19 @@ CASES: list[tuple[str, dict[str, str], bytes | None]] = [
     ("b1-entrance", {}, b'{"seconds": 99}'),  # 401 before any 422
     ("b1-entrance", {"Authorization": "Bearer nope"}, None),
     ("b1-entrance", {"Authorization": "Basic abc"}, None),
+    # the body is JSON only when declared so, as FastAPI decides it
+    ("b1-entrance", {**BEARER, "Content-Type": "text/plain"}, b'{"seconds": 3}'),
+    ("b1-entrance", {**BEARER, "Content-Type": ""}, b'{"seconds": 3}'),
+    ("b1-entrance", {**BEARER, "Content-Type": "application/json; charset=utf-8"}, b"{}"),
+    ("b1-entrance", {**BEARER, "Content-Type": "application/vnd.unlock+json"}, b"{}"),
+    ("b1-entrance", {**BEARER, "Content-Type": "application/x-www-form-urlencoded"}, b"a=1"),
 ]
 
 
 def answer(client: TestClient, door: str, headers: dict[str, str], body: bytes | None) -> Any:
-    h = {**headers, "Content-Type": "application/json"} if body is not None else headers
+    h = {"Content-Type": "application/json", **headers} if body is not None else headers
+    if h.get("Content-Type") == "":
+        del h["Content-Type"]  # none at all
     r = client.post(f"/api/v1/doors/{door}/unlock", headers=h, content=body)
     keep = {k: v for k, v in r.headers.items() if k.lower() in ("www-authenticate", "retry-after")}
     return r.status_code, json.loads(r.content), keep
