@@ -55,6 +55,7 @@ class MqttSettings(_Section):
     key_file: str = ""
     keepalive_s: int = Field(default=30, ge=5, le=3600)
     session_expiry_s: int = Field(default=7 * 86400, ge=0)
+    read_coalesce_ms: float = Field(default=2.0, ge=0, le=50)
 
     @field_validator("url")
     @classmethod

@@ -149,6 +149,7 @@ class Gateway:
             ssl=self._ssl_context(),
             keepalive=s.mqtt.keepalive_s,
             session_expiry=s.mqtt.session_expiry_s,
+            coalesce_s=s.mqtt.read_coalesce_ms / 1000,
         )
         await self.client.start()
         if s.serial:

@@ -6,6 +6,8 @@ token)`` in one synchronous call; the caller commits them, then ``ack(token, pac
 writes all the PUBACKs at once. Acks for an earlier connection's token are dropped: the broker
 redelivers those messages (DUP set) and the journal de-duplicates. Flow control: reading stops
 while more than ``max_unacked`` delivered messages wait for their ack, resumes at half of it.
+With ``coalesce_s``, a read that emptied the socket pauses reading that long, so that a steady
+trickle arrives in batches of several messages instead of one wake-up per message.
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ from gateway.mqtt.errors import (
 Message = Received
 _log = logging.getLogger(__name__)
 
+COALESCE_BELOW = 65536
+"""A read shorter than this emptied the socket: with ``coalesce_s``, the next waits a little."""
+
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Batch:
@@ -60,7 +65,7 @@ class _Connection(asyncio.Protocol):
         self.lost: asyncio.Future[None] = loop.create_future()
         self.pending: dict[int, asyncio.Future[Packet]] = {}
         self.quota_waiters: deque[asyncio.Future[None]] = deque()
-        self.ready = self.closed = self.paused = self.heard = False
+        self.ready = self.closed = self.paused = self.heard = self.coalescing = False
         self.silent_ticks = self.unacked = self.inflight = 0
         self.send_quota = 65535
         self.keepalive = client.keepalive
@@ -102,6 +107,21 @@ class _Connection(asyncio.Protocol):
             if self.unacked > client.max_unacked and not self.paused and not self.closed:
                 self.paused = True
                 self.transport.pause_reading()  # type: ignore[union-attr]
+        if (
+            client.coalesce_s
+            and len(data) < COALESCE_BELOW
+            and not (self.paused or self.closed or self.coalescing)
+        ):
+            # the socket is drained: let a few milliseconds of traffic gather before the next
+            # read, rather than waking up (and committing, acking) for every message or two
+            self.coalescing = True
+            self.transport.pause_reading()  # type: ignore[union-attr]
+            asyncio.get_running_loop().call_later(client.coalesce_s, self._coalesced)
+
+    def _coalesced(self) -> None:
+        self.coalescing = False
+        if not (self.paused or self.closed):
+            self.transport.resume_reading()  # type: ignore[union-attr]
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -208,6 +228,7 @@ class MqttClient:
         session_expiry: int = 86400 * 7,
         receive_maximum: int = 65535,
         max_unacked: int = 50_000,
+        coalesce_s: float = 0.0,
         clean_start: bool = False,
         reconnect_min: float = 0.5,
         reconnect_max: float = 30.0,
@@ -225,6 +246,7 @@ class MqttClient:
         self.subscriptions = subscriptions
         self.keepalive = keepalive
         self.max_unacked = max_unacked
+        self.coalesce_s = coalesce_s
         self.on_connect = on_connect
         self.on_disconnect = on_disconnect
         self._on_batch = on_batch
@@ -325,7 +347,8 @@ class MqttClient:
         conn.unacked = max(0, conn.unacked - count)
         if conn.paused and conn.unacked <= self.max_unacked // 2:
             conn.paused = False
-            conn.transport.resume_reading()
+            if not conn.coalescing:
+                conn.transport.resume_reading()
 
     async def publish(
         self,

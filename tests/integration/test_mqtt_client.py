@@ -399,9 +399,12 @@ async def test_refused_connection_raises(tmp_path: Path) -> None:
         broker.stop()
 
 
-async def test_reading_pauses_while_too_many_wait_for_their_ack(broker: _Broker) -> None:
+@pytest.mark.parametrize("coalesce_s", [0.0, 0.005])
+async def test_reading_pauses_while_too_many_wait_for_their_ack(
+    broker: _Broker, coalesce_s: float
+) -> None:
     inbox = _Inbox()
-    client = _client(broker.port, inbox, max_unacked=100)
+    client = _client(broker.port, inbox, max_unacked=100, coalesce_s=coalesce_s)
     await client.start()
     try:
         payload = "x" * 2000
@@ -422,6 +425,36 @@ async def test_reading_pauses_while_too_many_wait_for_their_ack(broker: _Broker)
         assert client.unacked == 0 and client.acks_sent == 3000
         assert len({m.payload for m in inbox.messages}) == 3000
     finally:
+        await client.stop()
+
+
+async def test_a_trickle_is_read_in_batches_when_coalescing(broker: _Broker) -> None:
+    """100 messages 2 ms apart: with 20 ms of coalescing they arrive in a handful of reads
+    (each read handing over what gathered), every one of them, in order; the first message
+    after a silence is read at once."""
+    inbox = _Inbox()
+    client = _client(broker.port, inbox, coalesce_s=0.02)
+    sender = _client(broker.port, _Inbox(), "sender", subscriptions=[("none/#", 1)])
+    await client.start()
+    await sender.start()
+    try:
+        await asyncio.sleep(0.1)  # quiet
+        t0 = time.monotonic()
+        await sender.publish("c/1/meter/m1/telemetry", b"first", qos=0)
+        await _until(lambda: len(inbox.messages) == 1, what="the first message")
+        assert time.monotonic() - t0 < 0.5
+        await asyncio.sleep(0.1)  # the coalescing pause after that read is over
+        for i in range(100):
+            await sender.publish("c/1/meter/m1/telemetry", str(i).encode(), qos=0)
+            await asyncio.sleep(0.002)
+        await _until(lambda: len(inbox.messages) == 101, what="all 100")
+        trickle = inbox.batches[1:]
+        assert [m.payload for batch, _ in trickle for m in batch] == [
+            str(i).encode() for i in range(100)
+        ]
+        assert len(trickle) <= 30, [len(batch) for batch, _ in trickle]
+    finally:
+        await sender.stop()
         await client.stop()
 
 
