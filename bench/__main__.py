@@ -118,13 +118,18 @@ def run_ingest(work: Path, messages: int, rounds: int) -> dict[str, list[float]]
             ingest.queue(broker.port, messages, r)
             ref = ingest.drain_mosquitto_sub(broker.port, messages)
             log(f"  mosquitto_sub  {ref:10,.0f} msg/s")
-            gw = ingest.drain_gateway(
-                rw / "gateway", ingest.Servers(broker, sinks["gateway"]), messages, "bench"
-            )
+            servers = ingest.Servers(broker, sinks["gateway"])
+            idle = ingest.start_cost(rw / "gateway-start", servers)
+            drained = ingest.drain_gateway(rw / "gateway", servers, messages, "bench", idle)
+            gw = drained.rate
             stored = ingest.stored(sinks["gateway"], messages)
             if stored != messages:
                 raise SystemExit(f"the gateway stored {stored} of {messages} points")
             log(f"  gateway        {gw:10,.0f} msg/s (all {stored} points in InfluxDB)")
+            cpu = ", ".join(f"{name} {us:.1f}" for name, us in drained.cpu_us.items())
+            log(f"    CPU us per message: {cpu}")
+            for name, us in drained.cpu_us.items():
+                out.setdefault(f"gateway_cpu_us_{name}", []).append(us)
             diy = ingest.drain_diy(broker.port, messages, sinks["diy"].url, "bench")
             diy_stored = ingest.stored(sinks["diy"], messages)
             log(f"  paho+influx    {diy:10,.0f} msg/s ({diy_stored} points stored)")

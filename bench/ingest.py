@@ -8,12 +8,18 @@ sessions of every consumer at once, in one Mosquitto; then each consumer drains 
 - the gateway (``courtyard serve``): decoded, journaled, acknowledged after the commit, and
   forwarded to the InfluxDB v2 write API; done only when the server acknowledged every point.
 
+While the gateway drains, the CPU time of every process of the pipeline is counted (the
+gateway's main process, its InfluxDB sink process, the broker, the InfluxDB server), per
+message, less what a gateway start costs on its own (:func:`start_cost`): where the time goes
+when the gateway is slower than the reference.
+
 The InfluxDB v2 API is served by VictoriaMetrics (Debian's InfluxDB 1.6 has no v2 API); the
 points each consumer stored are counted there afterwards.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import subprocess
@@ -24,6 +30,7 @@ from pathlib import Path
 
 import httpx
 import paho.mqtt.client as mqtt
+import psutil
 
 from firmware_stubs.flood import flood
 from tests.integration.influx_servers import VictoriaMetricsServer
@@ -116,7 +123,13 @@ def drain_diy(port: int, messages: int, vm_url: str, bucket: str) -> float:
     return messages / float(result["seconds"])
 
 
-def drain_gateway(workdir: Path, servers: Servers, messages: int, bucket: str) -> float:
+@dataclass
+class GatewayDrain:
+    rate: float  # messages per second, first receive to the last point acknowledged by InfluxDB
+    cpu_us: dict[str, float]  # CPU per message by process: main, sink, broker, influx
+
+
+def gateway_process(workdir: Path, servers: Servers, bucket: str, client_id: str) -> GatewayProcess:
     gw = GatewayProcess(
         workdir,
         mqtt_url=servers.broker.url,
@@ -128,27 +141,79 @@ def drain_gateway(workdir: Path, servers: Servers, messages: int, bucket: str) -
             "bucket": bucket,
         },
     )
-    text = (
-        (gw.dir / "courtyard.toml")
-        .read_text()
-        .replace('client_id = "courtyard-test"', f'client_id = "{SESSIONS["gateway"]}"')
+    config = gw.dir / "courtyard.toml"
+    config.write_text(
+        config.read_text().replace('client_id = "courtyard-test"', f'client_id = "{client_id}"')
     )
-    (gw.dir / "courtyard.toml").write_text(text)
+    return gw
+
+
+def start_cost(workdir: Path, servers: Servers) -> tuple[float, float]:
+    """CPU seconds of a gateway start with nothing to drain: (main process, its children)."""
+    gw = gateway_process(workdir, servers, "start-cost", "courtyard-start-cost")
     gw.start(timeout=60)
     try:
-        deadline = time.monotonic() + 900
-        while time.monotonic() < deadline:
-            written = _metric(gw, "courtyard_influx_points_written_total")
-            if written >= messages:
-                break
-            time.sleep(0.05)
+        time.sleep(1.0)
+        assert gw.proc is not None
+        return _cpu_seconds(gw.proc.pid)
+    finally:
+        gw.stop()
+
+
+def drain_gateway(
+    workdir: Path, servers: Servers, messages: int, bucket: str, idle: tuple[float, float]
+) -> GatewayDrain:
+    gw = gateway_process(workdir, servers, bucket, SESSIONS["gateway"])
+    others = {"broker": servers.broker.proc, "influx": servers.vm}
+    before = {name: _cpu_seconds(p.pid)[0] for name, p in others.items() if p and p.pid}
+    gw.start(timeout=60)
+    try:
+        _wait_sent(gw, messages)
         end_ms = time.time() * 1000
+        assert gw.proc is not None
+        main, children = _cpu_seconds(gw.proc.pid)
+        after = {name: _cpu_seconds(p.pid)[0] for name, p in others.items() if p and p.pid}
         db = sqlite3.connect(gw.db)
         (first_ms,) = db.execute("SELECT min(received_ms) FROM journal").fetchone()
         db.close()
     finally:
         gw.stop()
-    return messages / ((end_ms - first_ms) / 1000)
+    cpu = {"main": main - idle[0], "sink": children - idle[1]}
+    cpu |= {name: after[name] - before[name] for name in before}
+    return GatewayDrain(
+        messages / ((end_ms - first_ms) / 1000),
+        {name: max(0.0, seconds) / messages * 1e6 for name, seconds in cpu.items()},
+    )
+
+
+def _wait_sent(gw: GatewayProcess, messages: int, timeout: float = 900) -> None:
+    """Until the sink's cursor, saved once InfluxDB acknowledged a batch, passes the first
+    ``messages`` journal rows, and ``/metrics`` agrees. The cursor is read from the store
+    file every 10 ms: polling ``/metrics`` that often would take CPU from the gateway."""
+    deadline = time.monotonic() + timeout
+    with contextlib.closing(sqlite3.connect(gw.db, timeout=1)) as db:
+        while time.monotonic() < deadline:
+            try:
+                row = db.execute("SELECT position FROM cursors WHERE name = 'influx'").fetchone()
+            except sqlite3.OperationalError:  # the gateway is still creating the store
+                row = None
+            if row and row[0] >= messages:
+                written = _metric(gw, "courtyard_influx_points_written_total")
+                if written >= messages:
+                    return
+            time.sleep(0.01)
+    raise SystemExit(f"the gateway did not send {messages} points in {timeout:.0f} s")
+
+
+def _cpu_seconds(pid: int) -> tuple[float, float]:
+    """User + system CPU seconds of a process and of all its children."""
+    proc = psutil.Process(pid)
+    own = sum(proc.cpu_times()[:2])
+    children = 0.0
+    for child in proc.children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            children += sum(child.cpu_times()[:2])
+    return own, children
 
 
 def _metric(gw: GatewayProcess, name: str) -> float:

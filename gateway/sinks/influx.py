@@ -227,6 +227,11 @@ class InfluxSink:
         """New rows are in the journal (called by the ingest after each commit)."""
         self._wake.set()
 
+    def wait_progress(self, timeout: float) -> None:
+        """Block until the cursor moves (a batch written, rows skipped) or ``timeout``."""
+        with self._progress:
+            self._progress.wait(timeout)
+
     def flush(self, timeout: float) -> bool:
         """Wait until the cursor reaches the journal head as it is now; False on timeout."""
         with closing(JournalReader(self.db_path)) as reader:

@@ -9,11 +9,11 @@ journal-only at ~31k-43k msg/s, and with the sink in a thread at ~18k-23k msg/s.
 What crosses the process boundary: a pipe, on which the parent writes a byte after each
 journal commit (never blocking: a full pipe already means "look again") and which it closes
 to stop the child (a parent that dies closes it too: no orphan), and the sink's counters,
-published by the child into lock-free shared memory every :data:`PUBLISH_EVERY_S` (so
-``/metrics`` never waits on the child). No lock or event is shared: a child killed while
-holding one would block the gateway. The cursor is in the journal's SQLite file: the child
-dying loses nothing, and :meth:`SinkProcess.supervise` (called periodically by the gateway)
-starts a new one.
+published by the child into lock-free shared memory each time its cursor moves and at least
+every :data:`PUBLISH_EVERY_S` (so ``/metrics`` never waits on the child). No lock or event is
+shared: a child killed while holding one would block the gateway. The cursor is in the
+journal's SQLite file: the child dying loses nothing, and :meth:`SinkProcess.supervise`
+(called periodically by the gateway) starts a new one.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ import contextlib
 import logging
 import multiprocessing
 import os
-import select
 import signal
+import threading
 import time
 from collections.abc import Callable
 from contextlib import closing
@@ -198,24 +198,33 @@ def _child(
     values: Any,
     error: Any,
 ) -> None:
-    """The child's main: the sink's thread does the work, this one relays wake-ups and
-    publishes the counters, until the pipe reaches its end."""
+    """The child's main: the sink's thread does the work, a second thread publishes the
+    counters (as soon as the cursor moves, else every :data:`PUBLISH_EVERY_S`), this one
+    relays wake-ups until the pipe reaches its end."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the parent decides when this one stops
     logs.setup(log_level)
     sink = InfluxSink(settings, db_path, batch_size=batch_size)
     sink.start()
+    done = threading.Event()
+    publisher = threading.Thread(
+        target=_publish_until, args=(done, sink, values, error), name="courtyard-sink-counters"
+    )
+    publisher.start()
     fd = wake.fileno()
     try:
-        while True:
-            readable, _, _ = select.select([fd], [], [], PUBLISH_EVERY_S)
-            if readable:
-                if not os.read(fd, 65536):
-                    break  # the parent closed the pipe (or died)
-                sink.notify()
-            _publish(sink, values, error)
+        while os.read(fd, 65536):  # blocks; b"" once the parent closed the pipe (or died)
+            sink.notify()
     finally:
         sink.stop()
+        done.set()
+        publisher.join()
+        _publish(sink, values, error)
+
+
+def _publish_until(done: threading.Event, sink: InfluxSink, values: Any, error: Any) -> None:
+    while not done.is_set():
+        sink.wait_progress(PUBLISH_EVERY_S)
         _publish(sink, values, error)
 
 

@@ -98,6 +98,10 @@ class _Process:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self.running else None
+
     def log(self, tail: int = 4000) -> str:
         try:
             return self._log_path.read_text(errors="replace")[-tail:]

@@ -31,7 +31,7 @@ def fill(store: Store, received: list[int]) -> None:
 
 
 def ids(store: Store, table: str = "journal") -> list[int]:
-    return [r for (r,) in store.conn.execute(f"SELECT id FROM {table} ORDER BY id")]  # noqa: S608
+    return [r for (r,) in store.conn.execute(f"SELECT id FROM {table} ORDER BY id")]
 
 
 def test_old_rows_go_in_chunks_and_the_newest_stays(store):
