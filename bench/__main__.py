@@ -199,7 +199,7 @@ def main() -> None:
     for p in sc["points"]:
         figures[f"scale.rss_mib_{p['devices']}"] = [p["rss_bytes"] / 2**20]
         figures[f"scale.startup_s_{p['devices']}"] = [p["startup_s"]]
-    for module in ("ingest_cpu", "alert_latency", "unlock", "latency"):
+    for module in ("ingest_cpu", "steady", "alert_latency", "unlock", "latency"):
         figures.update(run_optional(module, lambda m=module: _latency(m, QUICK)))
     results["figures"] = {k: summary(v) for k, v in figures.items()}
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")

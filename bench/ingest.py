@@ -155,7 +155,7 @@ def start_cost(workdir: Path, servers: Servers) -> tuple[float, float]:
     try:
         time.sleep(1.0)
         assert gw.proc is not None
-        return _cpu_seconds(gw.proc.pid)
+        return cpu_seconds(gw.proc.pid)
     finally:
         gw.stop()
 
@@ -165,14 +165,14 @@ def drain_gateway(
 ) -> GatewayDrain:
     gw = gateway_process(workdir, servers, bucket, SESSIONS["gateway"])
     others = {"broker": servers.broker.proc, "influx": servers.vm}
-    before = {name: _cpu_seconds(p.pid)[0] for name, p in others.items() if p and p.pid}
+    before = {name: cpu_seconds(p.pid)[0] for name, p in others.items() if p and p.pid}
     gw.start(timeout=60)
     try:
         _wait_sent(gw, messages)
         end_ms = time.time() * 1000
         assert gw.proc is not None
-        main, children = _cpu_seconds(gw.proc.pid)
-        after = {name: _cpu_seconds(p.pid)[0] for name, p in others.items() if p and p.pid}
+        main, children = cpu_seconds(gw.proc.pid)
+        after = {name: cpu_seconds(p.pid)[0] for name, p in others.items() if p and p.pid}
         db = sqlite3.connect(gw.db)
         (first_ms,) = db.execute("SELECT min(received_ms) FROM journal").fetchone()
         db.close()
@@ -205,7 +205,7 @@ def _wait_sent(gw: GatewayProcess, messages: int, timeout: float = 900) -> None:
     raise SystemExit(f"the gateway did not send {messages} points in {timeout:.0f} s")
 
 
-def _cpu_seconds(pid: int) -> tuple[float, float]:
+def cpu_seconds(pid: int) -> tuple[float, float]:
     """User + system CPU seconds of a process and of all its children."""
     proc = psutil.Process(pid)
     own = sum(proc.cpu_times()[:2])
