@@ -81,6 +81,26 @@ async def test_readings_wait_for_the_long_interval_and_an_event_pulls_the_commit
     assert len(acks.calls) == 1  # and the next readings wait again
 
 
+async def test_a_thousand_waiting_readings_commit_without_the_long_wait(store):
+    acks = Acks()
+    ingest = Ingest(
+        store,
+        prefix="community",
+        acker=acks,
+        commit_interval_s=0.01,
+        telemetry_interval_s=5.0,
+        commit_soon_at=100,
+    )
+    topic = "community/c1/meter/m-1/telemetry"
+    msgs = [Msg(topic, telemetry(i, power_w=i), packet_id=i + 1) for i in range(100)]
+    ingest.on_batch(msgs[:99], "conn")
+    await asyncio.sleep(0.05)
+    assert acks.calls == []  # 99 readings: they may wait
+    ingest.on_batch(msgs[99:], "conn")
+    await asyncio.sleep(0.05)
+    assert acks.calls == [("conn", list(range(1, 101)))]
+
+
 async def test_our_own_command_echo_is_acked_without_other_traffic(store):
     acks = Acks()
     ingest = Ingest(store, prefix="community", acker=acks, commit_interval_s=0.005)

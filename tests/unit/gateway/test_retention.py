@@ -45,9 +45,7 @@ def test_a_row_stamped_late_is_never_deleted_early(store):
     # a clock stepped back: row 4 was received after the cutoff although its id is older
     fill(store, [NOW - 50, NOW - 40, NOW - 30, NOW + 500, NOW - 20, NOW + 600, NOW + 700])
     assert store.expire(NOW) <= 5
-    left = {
-        row_id: ms for row_id, ms in store.conn.execute("SELECT id, received_ms FROM journal")
-    }
+    left = {row_id: ms for row_id, ms in store.conn.execute("SELECT id, received_ms FROM journal")}
     assert all(ms >= NOW for ms in left.values() if ms != NOW - 20), left
     assert {4, 6, 7} <= left.keys()  # every young row kept
 
