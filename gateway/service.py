@@ -14,7 +14,7 @@ import gc
 import logging
 import ssl
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -159,7 +159,7 @@ class Gateway:
             asyncio.create_task(self._every(2.0, self._checkpoint), name="state-checkpoint"),
             asyncio.create_task(self._wal_checkpoints(), name="wal-checkpoint"),
             asyncio.create_task(self._every(5.0, self._liveness), name="liveness"),
-            asyncio.create_task(self._retention_every(RETENTION_EVERY_S), name="retention"),
+            asyncio.create_task(self._every(RETENTION_EVERY_S, self._retention), name="retention"),
         ]
         _release_startup_memory()
         log.info(
@@ -228,21 +228,15 @@ class Gateway:
         assert self.ingest is not None
         self.ingest.listeners.append(listener)
 
-    async def _every(self, period: float, job: Callable[[], None]) -> None:
+    async def _every(self, period: float, job: Callable[[], Awaitable[None] | None]) -> None:
         while True:
             await asyncio.sleep(period)
             try:
-                job()
+                pending = job()
+                if pending is not None:
+                    await pending
             except Exception:  # a task boundary: log and keep the loop alive
                 log.exception("periodic job %s failed", job.__name__)
-
-    async def _retention_every(self, period: float) -> None:
-        while True:
-            await asyncio.sleep(period)
-            try:
-                await self._retention()
-            except Exception:  # a task boundary: log and keep the loop alive
-                log.exception("retention failed")
 
     async def _wal_checkpoints(self) -> None:
         """The WAL is copied back by a thread, never inside a commit on the loop."""

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import pytest
 
-from gateway.store.journal import DeadLetter, Store
+from gateway import service
+from gateway.config import Registry, Settings, StoreSettings
+from gateway.store.journal import EXPIRE_CHUNK, DeadLetter, Store
 
 NOW = 1_763_700_000_000
 
@@ -88,3 +91,31 @@ def test_no_statement_of_a_pass_scans_a_table(store):
 
 def test_an_empty_store_expires_nothing(store):
     assert list(store.expire_steps(NOW)) == []
+
+
+async def test_the_gateway_expires_a_chunk_at_a_time_and_lets_the_loop_run(tmp_path):
+    now = NOW + 91 * 86400_000  # the default retention is 90 days
+    gw = service.Gateway(
+        Settings(store=StoreSettings(path=str(tmp_path / "c.db"))), Registry(), now_ms=lambda: now
+    )
+    gw.store.open()
+    try:
+        rows = 4 * EXPIRE_CHUNK
+        fill(gw.store, [NOW + i for i in range(rows)])
+        turns = 0
+
+        async def count_turns() -> None:
+            nonlocal turns
+            while True:
+                turns += 1
+                await asyncio.sleep(0)
+
+        counter = asyncio.create_task(count_turns())
+        await gw._retention()
+        counter.cancel()
+        assert ids(gw.store) == [rows]  # everything old but the newest row
+        assert turns >= 4  # the loop ran between the transactions
+    finally:
+        gw.store.close()
+        gw.audit.close()
+        gw.queries.close()
