@@ -130,6 +130,10 @@ def run_ingest(work: Path, messages: int, rounds: int) -> dict[str, list[float]]
             log(f"    CPU us per message: {cpu}")
             for name, us in drained.cpu_us.items():
                 out.setdefault(f"gateway_cpu_us_{name}", []).append(us)
+            journal = ingest.drain_journal_only(rw / "journal-only", servers, messages)
+            log(f"  journal only   {journal:10,.0f} msg/s (the gateway without InfluxDB)")
+            out.setdefault("gateway_journal_only", []).append(journal)
+            out.setdefault("ratio_journal_only_to_mosquitto_sub", []).append(journal / ref)
             diy = ingest.drain_diy(broker.port, messages, sinks["diy"].url, "bench")
             diy_stored = ingest.stored(sinks["diy"], messages)
             log(f"  paho+influx    {diy:10,.0f} msg/s ({diy_stored} points stored)")
@@ -185,7 +189,7 @@ def main() -> None:
     }
     figures: dict[str, list[float]] = {}
     for key, values in run_ingest(work, messages, rounds).items():
-        rate = key in ("mosquitto_sub", "gateway", "diy_paho", "node_red")
+        rate = key in ("mosquitto_sub", "gateway", "gateway_journal_only", "diy_paho", "node_red")
         figures[f"ingest.{key}_msgs_per_s" if rate else f"ingest.{key}"] = values
     try:  # installed by the ingest run
         from bench import nodered

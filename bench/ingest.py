@@ -37,7 +37,12 @@ from tests.integration.influx_servers import VictoriaMetricsServer
 from tests.integration.servers import GatewayProcess, Mosquitto
 
 BENCH = Path(__file__).resolve().parent
-SESSIONS = {"ref": "bench-ref", "diy": "bench-diy", "gateway": "courtyard-bench"}
+SESSIONS = {
+    "ref": "bench-ref",
+    "diy": "bench-diy",
+    "gateway": "courtyard-bench",
+    "journal": "courtyard-bench-journal",
+}
 
 
 @dataclass
@@ -129,23 +134,41 @@ class GatewayDrain:
     cpu_us: dict[str, float]  # CPU per message by process: main, sink, broker, influx
 
 
-def gateway_process(workdir: Path, servers: Servers, bucket: str, client_id: str) -> GatewayProcess:
+def gateway_process(
+    workdir: Path, servers: Servers, bucket: str | None, client_id: str
+) -> GatewayProcess:
+    """``courtyard serve`` on the bench's broker, forwarding to ``bucket`` (None: no InfluxDB)."""
+    influx = {"url": servers.vm.url, "api": "v2", "token": "bench", "org": "bench"}
     gw = GatewayProcess(
         workdir,
         mqtt_url=servers.broker.url,
-        influx={
-            "url": servers.vm.url,
-            "api": "v2",
-            "token": "bench",
-            "org": "bench",
-            "bucket": bucket,
-        },
+        influx=None if bucket is None else {**influx, "bucket": bucket},
     )
     config = gw.dir / "courtyard.toml"
     config.write_text(
         config.read_text().replace('client_id = "courtyard-test"', f'client_id = "{client_id}"')
     )
     return gw
+
+
+def drain_journal_only(workdir: Path, servers: Servers, messages: int) -> float:
+    """The gateway without InfluxDB: messages per second from the first receive until the
+    journal holds them all (every one committed and acknowledged)."""
+    gw = gateway_process(workdir, servers, None, SESSIONS["journal"])
+    gw.start(timeout=60)
+    try:
+        deadline = time.monotonic() + 900
+        with contextlib.closing(sqlite3.connect(gw.db, timeout=1)) as db:
+            while time.monotonic() < deadline:
+                (head,) = db.execute("SELECT coalesce(max(id), 0) FROM journal").fetchone()
+                if head >= messages:
+                    break
+                time.sleep(0.01)
+            end_ms = time.time() * 1000
+            (first_ms,) = db.execute("SELECT min(received_ms) FROM journal").fetchone()
+    finally:
+        gw.stop()
+    return messages / ((end_ms - first_ms) / 1000)
 
 
 def start_cost(workdir: Path, servers: Servers) -> tuple[float, float]:
