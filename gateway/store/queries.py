@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from gateway.store.schema import EVENT, TELEMETRY, connect
+from gateway.store.schema import TELEMETRY, connect
 
 _DURATION = re.compile(r"^(\d+)(ms|s|m|h|d)$")
 _UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
@@ -173,10 +173,10 @@ class Queries:
             after = int(cursor)
         sql = (
             "SELECT j.id, d.device, d.community, d.class, j.ts_ms, j.flag, j.body FROM journal j"
-            " JOIN devices d ON d.id = j.device_id WHERE j.kind = ? AND j.id > ?"
+            " JOIN devices d ON d.id = j.device_id WHERE j.kind = 1 AND j.id > ?"  # EVENT
             " AND j.ts_ms >= ? AND j.ts_ms <= ?"
         )
-        params: list[Any] = [EVENT, after, since, until]
+        params: list[Any] = [after, since, until]  # a literal kind: the index journal_events
         if device_ids is not None:
             if not device_ids:
                 return Page([], None)

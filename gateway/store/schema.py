@@ -43,6 +43,9 @@ CREATE TABLE IF NOT EXISTS journal (
     body        TEXT NOT NULL,                 -- JSON: fields / {event, attrs} / {state} / ack
     UNIQUE (device_id, ts_ms, seq, kind)
 );
+-- Device events only (kind 1): the live stream and /events find them without stepping over the
+-- readings in between; readings cost this index nothing. Queries must say `kind = 1` literally.
+CREATE INDEX IF NOT EXISTS journal_events ON journal (id) WHERE kind = 1;
 
 CREATE TABLE IF NOT EXISTS dead_letters (
     id          INTEGER PRIMARY KEY,
