@@ -164,6 +164,8 @@ def drain_journal_only(workdir: Path, servers: Servers, messages: int) -> float:
                 if head >= messages:
                     break
                 time.sleep(0.01)
+            else:
+                raise SystemExit(f"the gateway did not journal {messages} messages in 900 s")
             end_ms = time.time() * 1000
             (first_ms,) = db.execute("SELECT min(received_ms) FROM journal").fetchone()
     finally:
