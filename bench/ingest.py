@@ -25,6 +25,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -155,22 +156,15 @@ def drain_journal_only(workdir: Path, servers: Servers, messages: int) -> float:
     """The gateway without InfluxDB: messages per second from the first receive until the
     journal holds them all (every one committed and acknowledged)."""
     gw = gateway_process(workdir, servers, None, SESSIONS["journal"])
-    gw.start(timeout=60)
+
+    def journaled(db: sqlite3.Connection) -> bool:
+        (head,) = db.execute("SELECT coalesce(max(id), 0) FROM journal").fetchone()
+        return bool(head >= messages)
+
     try:
-        deadline = time.monotonic() + 900
-        with contextlib.closing(sqlite3.connect(gw.db, timeout=1)) as db:
-            while time.monotonic() < deadline:
-                (head,) = db.execute("SELECT coalesce(max(id), 0) FROM journal").fetchone()
-                if head >= messages:
-                    break
-                time.sleep(0.01)
-            else:
-                raise SystemExit(f"the gateway did not journal {messages} messages in 900 s")
-            end_ms = time.time() * 1000
-            (first_ms,) = db.execute("SELECT min(received_ms) FROM journal").fetchone()
+        return _drain(gw, messages, journaled, "journal")
     finally:
         gw.stop()
-    return messages / ((end_ms - first_ms) / 1000)
 
 
 def start_cost(workdir: Path, servers: Servers) -> tuple[float, float]:
@@ -188,46 +182,59 @@ def start_cost(workdir: Path, servers: Servers) -> tuple[float, float]:
 def drain_gateway(
     workdir: Path, servers: Servers, messages: int, bucket: str, idle: tuple[float, float]
 ) -> GatewayDrain:
+    """The gateway forwarding to InfluxDB: done once the sink's cursor, saved when InfluxDB
+    acknowledged a batch, passes the first ``messages`` journal rows, and ``/metrics``
+    agrees. Also the CPU per message of every process of the pipeline, less ``idle`` (what a
+    gateway start costs: main process, children)."""
     gw = gateway_process(workdir, servers, bucket, SESSIONS["gateway"])
     others = {"broker": servers.broker.proc, "influx": servers.vm}
     before = {name: cpu_seconds(p.pid)[0] for name, p in others.items() if p and p.pid}
-    gw.start(timeout=60)
+
+    def sent(db: sqlite3.Connection) -> bool:
+        row = db.execute("SELECT position FROM cursors WHERE name = 'influx'").fetchone()
+        return bool(row and row[0] >= messages) and (
+            _metric(gw, "courtyard_influx_points_written_total") >= messages
+        )
+
     try:
-        _wait_sent(gw, messages)
-        end_ms = time.time() * 1000
+        rate = _drain(gw, messages, sent, "send to InfluxDB")
         assert gw.proc is not None
         main, children = cpu_seconds(gw.proc.pid)
         after = {name: cpu_seconds(p.pid)[0] for name, p in others.items() if p and p.pid}
-        db = sqlite3.connect(gw.db)
-        (first_ms,) = db.execute("SELECT min(received_ms) FROM journal").fetchone()
-        db.close()
     finally:
         gw.stop()
     cpu = {"main": main - idle[0], "sink": children - idle[1]}
     cpu |= {name: after[name] - before[name] for name in before}
     return GatewayDrain(
-        messages / ((end_ms - first_ms) / 1000),
-        {name: max(0.0, seconds) / messages * 1e6 for name, seconds in cpu.items()},
+        rate, {name: max(0.0, seconds) / messages * 1e6 for name, seconds in cpu.items()}
     )
 
 
-def _wait_sent(gw: GatewayProcess, messages: int, timeout: float = 900) -> None:
-    """Until the sink's cursor, saved once InfluxDB acknowledged a batch, passes the first
-    ``messages`` journal rows, and ``/metrics`` agrees. The cursor is read from the store
-    file every 10 ms: polling ``/metrics`` that often would take CPU from the gateway."""
+def _drain(
+    gw: GatewayProcess,
+    messages: int,
+    done: Callable[[sqlite3.Connection], bool],
+    what: str,
+    timeout: float = 900,
+) -> float:
+    """Start ``gw`` and read its store every 10 ms until ``done``; messages per second from
+    the first receive until then (the gateway is left running). The store is read rather than
+    ``/metrics`` polled: that, every 10 ms, would take CPU from the gateway being measured."""
+    gw.start(timeout=60)
     deadline = time.monotonic() + timeout
     with contextlib.closing(sqlite3.connect(gw.db, timeout=1)) as db:
-        while time.monotonic() < deadline:
+        while True:
             try:
-                row = db.execute("SELECT position FROM cursors WHERE name = 'influx'").fetchone()
+                if done(db):
+                    break
             except sqlite3.OperationalError:  # the gateway is still creating the store
-                row = None
-            if row and row[0] >= messages:
-                written = _metric(gw, "courtyard_influx_points_written_total")
-                if written >= messages:
-                    return
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the gateway did not {what} {messages} messages in {timeout} s")
             time.sleep(0.01)
-    raise SystemExit(f"the gateway did not send {messages} points in {timeout:.0f} s")
+        end_ms = time.time() * 1000
+        (first_ms,) = db.execute("SELECT min(received_ms) FROM journal").fetchone()
+    return messages / ((end_ms - first_ms) / 1000)
 
 
 def cpu_seconds(pid: int) -> tuple[float, float]:

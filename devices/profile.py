@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -122,7 +122,8 @@ class Profile:
     fields: Mapping[str, FieldSpec]
     events: Mapping[str, EventSpec]
     commands: Mapping[str, CommandSpec]
-    numbers: frozenset[str] = frozenset()  # the declared fields that are not bool
+    # derived from ``fields``: the declared fields that are not bool (the decoder's fast path)
+    numbers: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         numbers = frozenset(n for n, spec in self.fields.items() if spec.type != "bool")

@@ -147,9 +147,11 @@ class SinkProcess:
     def supervise(self) -> None:
         """Start a new child if the last one died, with a growing delay between restarts
         (1 s up to 30 s) that starts over once a child has run for :data:`STABLE_AFTER_S`."""
+        if self._stopping or self._proc is None:
+            return
         now = self._monotonic()
-        if self._stopping or self._proc is None or self._proc.is_alive():
-            if self.alive and now - self._started_at >= STABLE_AFTER_S:
+        if self._proc.is_alive():
+            if now - self._started_at >= STABLE_AFTER_S:
                 self._restarts = 0
             return
         if self._restart_at is None:

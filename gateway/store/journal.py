@@ -338,27 +338,30 @@ class Store:
         every delete: a row stamped later than its id suggests (a clock stepped back) is
         never deleted early; it goes on a later pass."""
         conn = self.conn
-        end = _first_received_at(conn, "journal", before_ms)
-        (newest,) = conn.execute("SELECT coalesce(max(id), 0) FROM journal").fetchone()
-        end = min(end, newest)  # ids below `end` may go
+        lo, newest = _id_bounds(conn, "journal")
+        end = min(_first_received_at(conn, "journal", before_ms, lo, newest), newest)
         if keep_after_id is not None:
             end = min(end, keep_after_id + 1)
-        yield from self._expire_range(conn, "journal", before_ms, end, chunk)
-        end = _first_received_at(conn, "dead_letters", before_ms)
-        yield from self._expire_range(conn, "dead_letters", before_ms, end, chunk)
+        for deleted in self._expire_range("journal", before_ms, lo, end, chunk):
+            yield deleted, 0
+        lo, newest = _id_bounds(conn, "dead_letters")
+        end = _first_received_at(conn, "dead_letters", before_ms, lo, newest)
+        for deleted in self._expire_range("dead_letters", before_ms, lo, end, chunk):
+            yield 0, deleted
 
     def _expire_range(
-        self, conn: sqlite3.Connection, table: str, before_ms: int, end: int, chunk: int
-    ) -> Iterator[tuple[int, int]]:
-        (start,) = conn.execute(f"SELECT coalesce(min(id), 1) FROM {table}").fetchone()  # noqa: S608
+        self, table: str, before_ms: int, start: int, end: int, chunk: int
+    ) -> Iterator[int]:
+        """Rows of ids in [start, end) received before ``before_ms`` go, ``chunk`` ids per
+        transaction; yields how many each deleted."""
         while start < end:
             stop = min(start + chunk, end)
-            with self._transaction():
+            with self._transaction() as conn:
                 cur = conn.execute(
                     f"DELETE FROM {table} WHERE id >= ? AND id < ? AND received_ms < ?",  # noqa: S608
                     (start, stop, before_ms),
                 )
-            yield (cur.rowcount, 0) if table == "journal" else (0, cur.rowcount)
+            yield cur.rowcount
             start = stop
 
     # -- cursors ---------------------------------------------------------------------------
@@ -428,14 +431,20 @@ def _apply(st: DeviceState, kind: int, ts_ms: int, received_ms: int, body: dict[
                 latest[name] = [value, ts_ms]
 
 
-def _first_received_at(conn: sqlite3.Connection, table: str, at_ms: int) -> int:
-    """The id from which rows of ``table`` were received at or after ``at_ms`` (one past the
-    newest id when none was), by binary search over ids: about 30 primary-key lookups for a
-    billion rows. Exact when ``received_ms`` never decreases along the ids."""
-    # min() and max() in separate queries: together, SQLite scans the whole table for them
+def _id_bounds(conn: sqlite3.Connection, table: str) -> tuple[int, int]:
+    """(oldest id, newest id) of ``table``; (1, 0) when it is empty. Two queries: min() and
+    max() in one statement make SQLite scan the whole table."""
     (lo,) = conn.execute(f"SELECT coalesce(min(id), 1) FROM {table}").fetchone()  # noqa: S608
-    (hi,) = conn.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {table}").fetchone()  # noqa: S608
+    (hi,) = conn.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchone()  # noqa: S608
+    return int(lo), int(hi)
+
+
+def _first_received_at(conn: sqlite3.Connection, table: str, at_ms: int, lo: int, hi: int) -> int:
+    """The id from which rows of ``table`` (ids ``lo`` to ``hi``) were received at or after
+    ``at_ms`` (``hi + 1`` when none was), by binary search over ids: about 30 primary-key
+    lookups for a billion rows. Exact when ``received_ms`` never decreases along the ids."""
     probe = f"SELECT id, received_ms FROM {table} WHERE id >= ? ORDER BY id LIMIT 1"  # noqa: S608
+    hi += 1
     while lo < hi:
         mid = (lo + hi) // 2
         row_id, received_ms = conn.execute(probe, (mid,)).fetchone()
@@ -443,4 +452,4 @@ def _first_received_at(conn: sqlite3.Connection, table: str, at_ms: int) -> int:
             lo = row_id + 1
         else:
             hi = mid
-    return int(lo)
+    return lo

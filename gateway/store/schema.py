@@ -44,7 +44,8 @@ CREATE TABLE IF NOT EXISTS journal (
     UNIQUE (device_id, ts_ms, seq, kind)
 );
 -- Device events only (kind 1): the live stream and /events find them without stepping over the
--- readings in between; readings cost this index nothing. Queries must say `kind = 1` literally.
+-- readings in between (a reading pays ~0.1 us to be checked against the WHERE). Queries must
+-- say `kind = 1` literally, or SQLite cannot use it.
 CREATE INDEX IF NOT EXISTS journal_events ON journal (id) WHERE kind = 1;
 
 CREATE TABLE IF NOT EXISTS dead_letters (
