@@ -38,7 +38,6 @@ if TYPE_CHECKING:  # imported when configured: influxdb-client is not loaded oth
 
 log = logging.getLogger(__name__)
 
-OFFLINE_AFTER_PERIODS = 3
 RETENTION_EVERY_S = 3600.0
 WAL_CHECKPOINT_EVERY_S = 1.0
 
@@ -109,9 +108,6 @@ class Gateway:
             publisher=lambda: self.client,
             now_ms=now_ms,
         )
-        self.expect_every = {
-            d.id: d.expect_every_s for d in registry.devices if d.expect_every_s is not None
-        }
 
     @property
     def mqtt_url(self) -> str:
@@ -158,7 +154,6 @@ class Gateway:
         self._tasks += [
             asyncio.create_task(self._every(2.0, self._checkpoint), name="state-checkpoint"),
             asyncio.create_task(self._wal_checkpoints(), name="wal-checkpoint"),
-            asyncio.create_task(self._every(5.0, self._liveness), name="liveness"),
             asyncio.create_task(self._every(RETENTION_EVERY_S, self._retention), name="retention"),
         ]
         _release_startup_memory()
@@ -249,18 +244,6 @@ class Gateway:
 
     def _checkpoint(self) -> None:
         self.store.checkpoint_state()
-
-    def _liveness(self) -> None:
-        """A registered device silent for 3x its ``expect_every_s`` is offline."""
-        now = self.now_ms()
-        for device, every in self.expect_every.items():
-            st = self.store.devices.get(device)
-            if st is None or st.online is False:
-                continue
-            last = st.last_seen_ms or self.started_ms
-            if now - last > OFFLINE_AFTER_PERIODS * every * 1000:
-                self.store.mark_offline(st, now)
-                log.info("device %s offline: silent for %.0f s", device, (now - last) / 1000)
 
     async def _retention(self) -> None:
         """Expire old rows a few thousand at a time, letting the loop run in between (a

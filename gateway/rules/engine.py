@@ -68,7 +68,8 @@ class Engine:
         tickets: TicketBook,
         outbox: Outbox,
         devices: Iterable[DeviceInfo],
-        states: Mapping[str, DeviceState] | None = None,
+        states: Mapping[str, DeviceState],
+        mark_offline: Callable[[DeviceState, int], None],
     ) -> None:
         self._conn = conn
         self.clock = clock
@@ -77,7 +78,8 @@ class Engine:
         self.tickets = tickets
         self.outbox = outbox
         self.info = {d.device: d for d in devices}
-        self.states: Mapping[str, DeviceState] = states if states is not None else {}
+        self.states = states
+        self._mark_offline = mark_offline
         self.children: dict[str, list[str]] = {}
         for d in self.info.values():
             if d.parent:
@@ -313,6 +315,15 @@ class Engine:
         deadline = self.silence_deadline(device)
         if deadline is not None:
             self._arm(device, SILENCE, deadline, _NO_DATA)
+
+    def mark_offline(self, device: str, at_ms: int) -> None:
+        """The engine is the one owner of the silence verdict: it marks the device's state
+        offline (an unlock then answers 503) when its own rule says so, alert or not."""
+        st = self.states.get(device)
+        if st is None or st.online is False:
+            return
+        self._mark_offline(st, at_ms)
+        log.info("device %s offline: silent past its deadline", device)
 
     def silent(self, device: str, now_ms: int) -> bool:
         deadline = self.silence_deadline(device)

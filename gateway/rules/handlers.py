@@ -188,7 +188,9 @@ def on_timer(e: Engine, device: str, key: str, data: dict[str, Any], now_ms: int
     if kind == "silence":
         if not e.silent(device, now_ms):
             e._arm_silence(device)
-        elif (wait_until := e.parent_verdict_due(device, now_ms)) is not None:
+            return
+        e.mark_offline(device, now_ms)  # silent: offline, whoever's alert covers it
+        if (wait_until := e.parent_verdict_due(device, now_ms)) is not None:
             e.set_timer(device, "silence", wait_until)  # the parent's alert may cover it
         else:
             _offline(e, device, now_ms, "silent for too long")

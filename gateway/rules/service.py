@@ -81,6 +81,7 @@ class Alerting:
                 for d in registry.devices
             ],
             store.devices,
+            store.mark_offline,
         )
         self.hub = StreamHub()
         self._transport = transport

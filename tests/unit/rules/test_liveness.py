@@ -162,3 +162,29 @@ def test_a_gateway_restart_gives_devices_a_grace_period(tmp_path):
     h2.advance(60)
     assert offline_alerts(h2, "w-1") == []
     h2.close()
+
+
+def test_the_store_says_offline_exactly_when_the_rules_do(tmp_path):
+    """One owner of liveness: with ``silent_periods`` = 5 a door silent for 3.5 periods is
+    neither alerted nor offline in the store (an unlock still goes through); past 5 periods
+    both say offline, and a message brings both back."""
+    h = Harness(tmp_path / "c.db", DEVICES, rules={"device_offline": {"silent_periods": 5}})
+    h.send("w-1", "telemetry", volume_m3=1.0)
+    assert h.store.devices["w-1"].online is True
+    h.advance(3.5 * 60)
+    assert offline_alerts(h, "w-1") == []
+    assert h.store.devices["w-1"].online is True
+    h.advance(1.6 * 60)
+    assert len(offline_alerts(h, "w-1")) == 1
+    assert h.store.devices["w-1"].online is False
+    h.send("w-1", "telemetry", volume_m3=1.0)
+    assert h.store.devices["w-1"].online is True
+    h.close()
+
+
+def test_a_silent_child_of_a_silent_parent_is_offline_in_the_store_without_an_alert(h):
+    for d in ("bus-1", "m-0", "m-1", "m-2"):
+        h.send(d, "telemetry", volume_m3=1.0)
+    keep_alive(h, ["w-1"], 60)
+    assert [n["data"]["device"] for n in offline_alerts(h)] == ["bus-1"]
+    assert [h.store.devices[d].online for d in ("bus-1", "m-0", "m-1", "m-2")] == [False] * 4
