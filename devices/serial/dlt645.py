@@ -145,7 +145,7 @@ def bcd_value(raw: bytes, decimals: int, signed: bool, factor: int = 1) -> float
     if not text.isdigit():
         raise MalformedFrame(f"not BCD: {raw.hex()}")
     n = int(text) * factor
-    value = n / 10**decimals
+    value: float = n / 10**decimals
     return -value if negative else value
 
 

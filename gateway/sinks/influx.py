@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 import urllib3
-from influxdb_client import InfluxDBClient
+from influxdb_client.client.influxdb_client import InfluxDBClient
 from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.rest import ApiException
 
@@ -156,7 +156,7 @@ class V2Writer:
             raise InfluxUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
     def close(self) -> None:
-        self._client.close()
+        self._client.close()  # type: ignore[no-untyped-call]
 
 
 def parse_retry_after(value: str, now: float) -> float | None:
@@ -358,7 +358,8 @@ class InfluxSink:
         wait = parse_retry_after(retry_after, self._now()) if retry_after else None
         if wait is not None:
             return min(wait, MAX_RETRY_AFTER_S)
-        return self._jitter() * min(self._cap, self._base * 2 ** min(attempt, 30))
+        cap: float = min(self._cap, self._base * 2 ** min(attempt, 30))
+        return self._jitter() * cap
 
     def _pause(self, seconds: float) -> bool:
         """Wait between attempts; True when stop() was called."""

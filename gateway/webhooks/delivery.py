@@ -86,7 +86,10 @@ class Deliverer:
         if not self.latencies_ms:
             return {}
         ordered = sorted(self.latencies_ms)
-        pick = lambda q: float(ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))])  # noqa: E731
+
+        def pick(q: float) -> float:
+            return float(ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))])
+
         return {"0.5": pick(0.5), "0.99": pick(0.99), "1": float(ordered[-1])}
 
     def wake(self) -> None:
@@ -164,7 +167,7 @@ class Deliverer:
                 self.on_failing(True)
 
     def _backoff(self, attempts: int) -> float:
-        full = min(self.cap_s, self.base_s * 2 ** min(attempts, 30))
+        full: float = min(self.cap_s, self.base_s * 2 ** min(attempts, 30))
         return full / 2 + self.rng.uniform(0, full / 2)
 
     async def _post(self, head: Pending) -> tuple[str | None, float | None]:
