@@ -10,21 +10,22 @@ Polled door states raise ``compartment_left_open`` once per opening when a door 
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import orjson
 
 from devices.serial import lockboard
 from devices.serial.errors import CodecError
 from devices.serial.lockboard import BoardStatus
-from gateway.fieldbus.devices import LockerDevice, status_tx
-from gateway.fieldbus.link import ReplyTimeout
+from gateway.fieldbus.devices import BusDevice, LockerDevice, Transaction, status_tx
+from gateway.fieldbus.link import ReplyTimeout, SerialLink
+from gateway.fieldbus.outbox import Outbox
+from gateway.fieldbus.settings import SerialBus
 from gateway.fieldbus.verify import CLOCK_SKEW_MS, TAMPER, CommandGuard
-
-if TYPE_CHECKING:
-    from gateway.fieldbus.scheduler import BusScheduler
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,29 @@ class LockCommand:
     """Monotonic time the command reached the bridge."""
 
 
+class LockerPort(Protocol):
+    """What the locker commands need of their bus's scheduler (which satisfies it): its
+    clocks, its line and timing, its priority lane for commands and its publishing."""
+
+    bus: SerialBus
+    link: SerialLink
+    outbox: Outbox
+    commands: asyncio.Queue[LockCommand]
+    now_ms: Callable[[], int]
+    monotonic: Callable[[], float]
+    sleep: Callable[[float], Awaitable[None]]
+    timeout_s: float
+    gap_s: float
+
+    async def transact(self, dev: BusDevice, tx: Transaction) -> Any | None: ...
+
+    def topic(self, dev: BusDevice, message: str) -> str: ...
+
+    def publish_telemetry(self, dev: BusDevice, fields: dict[str, Any]) -> None: ...
+
+    async def publish_event(self, dev: BusDevice, event: str, **attrs: Any) -> None: ...
+
+
 def _compartment(args: Any) -> int | None:
     value = args.get("compartment") if isinstance(args, dict) else None
     if isinstance(value, str) and value.isdigit():
@@ -48,7 +72,7 @@ def _compartment(args: Any) -> int | None:
 
 
 class Lockers:
-    def __init__(self, scheduler: BusScheduler, devices: list[LockerDevice]) -> None:
+    def __init__(self, scheduler: LockerPort, devices: list[LockerDevice]) -> None:
         self.s = scheduler
         self.devices = {d.id: d for d in devices}
         boot = scheduler.now_ms()

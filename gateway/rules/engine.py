@@ -113,7 +113,7 @@ class Engine:
             st = self.states.get(d.device)
             if st is not None and st.last_seen_ms is not None:
                 self.last_seen[d.device] = st.last_seen_ms
-            self._arm_silence(d.device)
+            self.arm_silence(d.device)
 
     def close(self) -> None:
         for _, _, handle in self.timers.values():
@@ -311,7 +311,7 @@ class Engine:
         periods = self.rules["device_offline"].p("silent_periods")
         return base + int(periods * d.expect_every_s * 1000)
 
-    def _arm_silence(self, device: str) -> None:
+    def arm_silence(self, device: str) -> None:
         deadline = self.silence_deadline(device)
         if deadline is not None:
             self._arm(device, SILENCE, deadline, _NO_DATA)

@@ -4,19 +4,17 @@ helpers (``fault``, ``ok``, timers); no I/O of their own."""
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from devices.model import Decoded
+from gateway.rules.context import RuleContext
 from gateway.store.journal import DeviceState
-
-if TYPE_CHECKING:
-    from gateway.rules.engine import Engine
 
 COMMAND_REFUSALS = ("bad_signature", "replayed")
 COUNTERS = ("energy_kwh", "volume_m3")
 
 
-def on_message(e: Engine, st: DeviceState, m: Decoded, received_ms: int) -> None:
+def on_message(e: RuleContext, st: DeviceState, m: Decoded, received_ms: int) -> None:
     device = st.device
     _liveness(e, st, m, received_ms)
     if m.kind == "telemetry":
@@ -39,7 +37,7 @@ def on_message(e: Engine, st: DeviceState, m: Decoded, received_ms: int) -> None
         _event(e, st, m.event, m.attrs, m.ts_ms)
 
 
-def _liveness(e: Engine, st: DeviceState, m: Decoded, received_ms: int) -> None:
+def _liveness(e: RuleContext, st: DeviceState, m: Decoded, received_ms: int) -> None:
     device = st.device
     if m.kind == "status" and m.status == "offline":
         _offline(e, device, received_ms, "last will or offline status")
@@ -50,10 +48,10 @@ def _liveness(e: Engine, st: DeviceState, m: Decoded, received_ms: int) -> None:
             for child in e.children[device]:  # a fresh grace period for what hangs below it
                 e.grace_from[child] = received_ms
     if not e.has_timer(device, "silence"):
-        e._arm_silence(device)
+        e.arm_silence(device)
 
 
-def _offline(e: Engine, device: str, at_ms: int, why: str) -> None:
+def _offline(e: RuleContext, device: str, at_ms: int, why: str) -> None:
     if e.parent_down(device, at_ms):
         return  # the parent's alert covers it
     if e.fault(device, "device_offline", {"reason": why}, at_ms):
@@ -62,7 +60,7 @@ def _offline(e: Engine, device: str, at_ms: int, why: str) -> None:
                 e.clear_now(child, "device_offline", at_ms, f"parent {device} offline")
 
 
-def _door_telemetry(e: Engine, device: str, f: dict[str, Any], ts_ms: int) -> None:
+def _door_telemetry(e: RuleContext, device: str, f: dict[str, Any], ts_ms: int) -> None:
     is_open = f.get("door_open")
     if is_open is True:
         _door_opened(e, device, ts_ms)
@@ -70,19 +68,19 @@ def _door_telemetry(e: Engine, device: str, f: dict[str, Any], ts_ms: int) -> No
         _door_closed(e, device, ts_ms)
 
 
-def _door_opened(e: Engine, device: str, ts_ms: int) -> None:
+def _door_opened(e: RuleContext, device: str, ts_ms: int) -> None:
     if not e.has_timer(device, "held"):
         open_s = e.rules["door_held_open"].p("open_s")
         e.set_timer(device, "held", ts_ms + int(open_s * 1000), {"since": ts_ms})
 
 
-def _door_closed(e: Engine, device: str, ts_ms: int) -> None:
+def _door_closed(e: RuleContext, device: str, ts_ms: int) -> None:
     e.cancel(device, "held")
     e.ok(device, "door_forced", ts_ms, "door closed")
     e.ok(device, "door_held_open", ts_ms, "door closed")
 
 
-def _meter_telemetry(e: Engine, device: str, f: dict[str, Any], ts_ms: int) -> None:
+def _meter_telemetry(e: RuleContext, device: str, f: dict[str, Any], ts_ms: int) -> None:
     for name in COUNTERS:
         value = f.get(name)
         if value is None:
@@ -110,7 +108,7 @@ def _meter_telemetry(e: Engine, device: str, f: dict[str, Any], ts_ms: int) -> N
             e.ok(device, "continuous_flow", ts_ms, "flow stopped")
 
 
-def _parking_telemetry(e: Engine, device: str, f: dict[str, Any], ts_ms: int) -> None:
+def _parking_telemetry(e: RuleContext, device: str, f: dict[str, Any], ts_ms: int) -> None:
     occupied = f.get("occupied")
     if occupied is True and not e.has_timer(device, "overstay"):
         if e.alerts.get(device, "parking_overstay") is None:
@@ -139,7 +137,7 @@ SIMPLE_EVENTS = {
 }
 
 
-def _event(e: Engine, st: DeviceState, name: str, attrs: dict[str, Any], ts_ms: int) -> None:
+def _event(e: RuleContext, st: DeviceState, name: str, attrs: dict[str, Any], ts_ms: int) -> None:
     device = st.device
     rule = SIMPLE_EVENTS.get(name)
     if rule is not None:
@@ -183,11 +181,11 @@ def _event(e: Engine, st: DeviceState, name: str, attrs: dict[str, Any], ts_ms: 
         e.cancel(device, f"parcel:{attrs.get('compartment')}")
 
 
-def on_timer(e: Engine, device: str, key: str, data: dict[str, Any], now_ms: int) -> None:
+def on_timer(e: RuleContext, device: str, key: str, data: dict[str, Any], now_ms: int) -> None:
     kind, _, arg = key.partition(":")
     if kind == "silence":
         if not e.silent(device, now_ms):
-            e._arm_silence(device)
+            e.arm_silence(device)
             return
         e.mark_offline(device, now_ms)  # silent: offline, whoever's alert covers it
         if (wait_until := e.parent_verdict_due(device, now_ms)) is not None:
@@ -214,7 +212,9 @@ def on_timer(e: Engine, device: str, key: str, data: dict[str, Any], now_ms: int
         _parcel_reminder(e, device, key, data, now_ms)
 
 
-def _parcel_reminder(e: Engine, device: str, key: str, data: dict[str, Any], now_ms: int) -> None:
+def _parcel_reminder(
+    e: RuleContext, device: str, key: str, data: dict[str, Any], now_ms: int
+) -> None:
     r = e.rules["parcel_reminder"]
     data = {**data, "reminders": int(data.get("reminders", 0)) + 1}
     waited = (now_ms - int(data["deposited_ms"])) / 3_600_000
