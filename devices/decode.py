@@ -18,6 +18,7 @@ import orjson
 from devices.model import Decoded, Reading, Rejected, Value
 from devices.profile import NAME_RE, Profile, check_attrs
 from devices.profiles import PROFILES
+from devices.topics import Topic
 
 REASONS = (
     *("unknown_class", "unexpected_message", "too_large", "empty", "not_utf8", "not_json"),
@@ -58,20 +59,13 @@ _BIG_NUMBER_RE = re.compile(
 """Numbers that may overflow a double: a 3-digit exponent or 200+ integer digits."""
 
 
-def decode(
-    device_class: str,
-    message: str,
-    device: str,
-    payload: bytes,
-    received_ms: int,
-    *,
-    max_bytes: int = 65536,
-) -> Decoded:
-    """Decode one payload published on ``.../{device_class}/{device}/{message}``.
+def decode(topic: Topic, payload: bytes, received_ms: int, *, max_bytes: int = 65536) -> Decoded:
+    """Decode one payload published on a native topic (parsed by :func:`devices.topics.parse`).
 
     ``received_ms`` is the hub's receive time in epoch milliseconds; it replaces a
     missing or implausible device timestamp.
     """
+    _, device_class, device, message = topic
     profile = PROFILES.get(device_class)
     if profile is None:
         raise Rejected("unknown_class", _clip(device_class))

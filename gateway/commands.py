@@ -33,7 +33,7 @@ from gateway.audit import AuditLog
 from gateway.auth import Principal, may_operate
 from gateway.command_signing import build_signed, canonical_json
 from gateway.config import CommandSettings, RegistryDevice
-from gateway.mqtt.errors import MqttError
+from gateway.mqtt import MqttError
 from gateway.store.journal import Accepted, DeviceState
 
 log = logging.getLogger(__name__)

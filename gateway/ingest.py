@@ -26,10 +26,10 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+from devices import topics
 from devices.decode import decode
 from devices.model import Decoded, Rejected
 from devices.profiles import PROFILES
-from gateway.mqtt import topics
 from gateway.store.journal import Accepted, DeadLetter, DeviceState, Store, WriteResult
 
 log = logging.getLogger(__name__)
@@ -161,14 +161,7 @@ class Ingest:
         self._timer = loop.call_at(due, self.flush)
 
     def _decode(self, t: topics.Topic, payload: bytes, received_ms: int) -> Decoded:
-        return decode(
-            t.device_class,
-            t.message,
-            t.device,
-            payload,
-            received_ms,
-            max_bytes=self.max_payload_bytes,
-        )
+        return decode(t, payload, received_ms, max_bytes=self.max_payload_bytes)
 
     def flush(self) -> None:
         """Commit everything pending (inline, on the loop), then acknowledge it. On a store

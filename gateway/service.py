@@ -18,15 +18,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from devices import topics
 from gateway.audit import AuditLog
 from gateway.auth import Authenticator
 from gateway.commands import CommandService
 from gateway.config import Registry, Settings
 from gateway.fieldbus.bridge import Fieldbus, registry_with_serial
 from gateway.ingest import Acker, Ingest
-from gateway.mqtt import topics
-from gateway.mqtt.broker import EmbeddedBroker
-from gateway.mqtt.client import Batch, MqttClient, Received
+from gateway.mqtt import Batch, EmbeddedBroker, MqttClient, Received
 from gateway.rules.service import Alerting
 from gateway.store.journal import Accepted, Store
 from gateway.store.queries import Queries

@@ -6,13 +6,14 @@ import pytest
 
 from devices import Decoded, Reading, decode, readings
 from devices.decode import FUTURE_MS, PAST_MS
+from devices.topics import Topic
 
 NOW = 1_763_700_000_000
 
 
 def test_meter_telemetry_fields_become_floats() -> None:
     payload = b'{"ts": 1763699990000, "seq": 7, "energy_kwh": 12, "power_w": 1520.5}'
-    got = decode("meter", "telemetry", "m1", payload, NOW)
+    got = decode(Topic("c1", "meter", "m1", "telemetry"), payload, NOW)
     assert got == Decoded(
         "meter", "m1", "telemetry", 1763699990000, "", 7, {"energy_kwh": 12.0, "power_w": 1520.5}
     )
@@ -20,20 +21,22 @@ def test_meter_telemetry_fields_become_floats() -> None:
 
 
 def test_booleans_stay_booleans() -> None:
-    got = decode("access", "telemetry", "gate", b'{"door_open": false, "locked": true}', NOW)
+    got = decode(
+        Topic("c1", "access", "gate", "telemetry"), b'{"door_open": false, "locked": true}', NOW
+    )
     assert got.fields == {"door_open": False, "locked": True}
     assert type(got.fields["locked"]) is bool
 
 
 def test_unknown_numbers_and_bools_are_kept_other_values_ignored() -> None:
     payload = b'{"temp_c": 21, "alarm": true, "fw": "1.2", "cfg": {"a": 1}, "l": [1], "n": null}'
-    got = decode("locker", "telemetry", "l1", payload, NOW)
+    got = decode(Topic("c1", "locker", "l1", "telemetry"), payload, NOW)
     assert got.fields == {"temp_c": 21.0, "alarm": True}
 
 
 def test_readings_carry_units_declared_or_from_the_name() -> None:
     payload = b'{"energy_kwh": 1, "flow_m3h": 0.5, "tank_m3": 3, "uptime_s": 9, "x": 1, "ok": true}'
-    got = decode("meter", "telemetry", "m1", payload, NOW)
+    got = decode(Topic("c1", "meter", "m1", "telemetry"), payload, NOW)
     units = {r.field: r.unit for r in readings(got)}
     assert units == {
         "energy_kwh": "kWh",
@@ -56,7 +59,7 @@ def test_readings_carry_units_declared_or_from_the_name() -> None:
     ],
 )
 def test_device_time_is_used_when_sane(ts: bytes, expected: int) -> None:
-    got = decode("meter", "telemetry", "m1", b'{"power_w": 1, "ts": ' + ts + b"}", NOW)
+    got = decode(Topic("c1", "meter", "m1", "telemetry"), b'{"power_w": 1, "ts": ' + ts + b"}", NOW)
     assert (got.ts_ms, got.ts_flag) == (expected, "")
 
 
@@ -75,13 +78,13 @@ def test_device_time_is_used_when_sane(ts: bytes, expected: int) -> None:
 )
 def test_receive_time_replaces_missing_or_implausible_time(ts: bytes | None, flag: str) -> None:
     body = b'{"power_w": 1}' if ts is None else b'{"power_w": 1, "ts": ' + ts + b"}"
-    got = decode("meter", "telemetry", "m1", body, NOW)
+    got = decode(Topic("c1", "meter", "m1", "telemetry"), body, NOW)
     assert (got.ts_ms, got.ts_flag) == (NOW, flag)
 
 
 def test_time_limits_are_inclusive() -> None:
     for ts in (NOW + FUTURE_MS, NOW - PAST_MS):
-        got = decode("meter", "telemetry", "m1", b'{"power_w": 1, "ts": %d}' % ts, NOW)
+        got = decode(Topic("c1", "meter", "m1", "telemetry"), b'{"power_w": 1, "ts": %d}' % ts, NOW)
         assert (got.ts_ms, got.ts_flag) == (ts, "")
 
 
@@ -90,19 +93,21 @@ def test_time_limits_are_inclusive() -> None:
     [b"online", b" online\n", b'"online"', b'{"state": "online"}', b'{"state": "online", "ip": 1}'],
 )
 def test_status_online_forms(payload: bytes) -> None:
-    got = decode("access", "status", "gate", payload, NOW)
+    got = decode(Topic("c1", "access", "gate", "status"), payload, NOW)
     assert (got.kind, got.status, got.ts_ms, got.ts_flag) == ("status", "online", NOW, "missing")
 
 
 def test_status_offline_with_time() -> None:
-    got = decode("parking", "status", "p1", b'{"state": "offline", "ts": 1763699999000}', NOW)
+    got = decode(
+        Topic("c1", "parking", "p1", "status"), b'{"state": "offline", "ts": 1763699999000}', NOW
+    )
     assert (got.status, got.ts_ms, got.ts_flag) == ("offline", 1763699999000, "")
-    assert decode("parking", "status", "p1", b"offline", NOW).status == "offline"
+    assert decode(Topic("c1", "parking", "p1", "status"), b"offline", NOW).status == "offline"
 
 
 def test_event_keeps_known_and_extra_attributes() -> None:
     payload = b'{"ts": 1763699999000, "seq": 3, "event": "door_opened", "method": "card", "x": [1]}'
-    got = decode("access", "event", "gate", payload, NOW)
+    got = decode(Topic("c1", "access", "gate", "event"), payload, NOW)
     assert (got.kind, got.event, got.seq) == ("event", "door_opened", 3)
     assert got.attrs == {"method": "card", "x": [1]}
 
@@ -128,20 +133,18 @@ def test_event_keeps_known_and_extra_attributes() -> None:
     ],
 )
 def test_valid_events(device_class: str, payload: bytes) -> None:
-    assert decode(device_class, "event", "d1", payload, NOW).kind == "event"
+    assert decode(Topic("c1", device_class, "d1", "event"), payload, NOW).kind == "event"
 
 
 def test_ack_forms() -> None:
-    ok = decode("access", "ack", "gate", b'{"id": "c1", "ok": true}', NOW)
+    ok = decode(Topic("c1", "access", "gate", "ack"), b'{"id": "c1", "ok": true}', NOW)
     assert (ok.kind, ok.attrs, ok.ts_flag) == (
         "ack",
         {"id": "c1", "ok": True, "error": None},
         "missing",
     )
     failed = decode(
-        "locker",
-        "ack",
-        "l1",
+        Topic("c1", "locker", "l1", "ack"),
         b'{"id": "c2", "ok": false, "error": "expired", "ts": 1763699999000}',
         NOW,
     )
@@ -150,7 +153,7 @@ def test_ack_forms() -> None:
 
 
 def test_decode_is_deterministic_and_does_not_share_state() -> None:
-    a = decode("meter", "telemetry", "m1", b'{"power_w": 1}', NOW)
-    b = decode("meter", "telemetry", "m1", b'{"power_w": 1}', NOW)
+    a = decode(Topic("c1", "meter", "m1", "telemetry"), b'{"power_w": 1}', NOW)
+    b = decode(Topic("c1", "meter", "m1", "telemetry"), b'{"power_w": 1}', NOW)
     assert a == b
     assert a.fields is not b.fields

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from devices import PROFILES, REASONS, Decoded, Rejected, decode
 from devices.model import MESSAGES
+from devices.topics import Topic
 
 NOW = 1_763_700_000_000
 CLASSES = st.one_of(st.sampled_from([*PROFILES]), st.text(max_size=10))
@@ -40,7 +41,7 @@ FAST = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCh
 
 def _check(device_class: str, message: str, payload: bytes) -> Decoded | None:
     try:
-        got = decode(device_class, message, "d1", payload, NOW, max_bytes=4096)
+        got = decode(Topic("c1", device_class, "d1", message), payload, NOW, max_bytes=4096)
     except Rejected as exc:
         assert exc.reason in REASONS
         return None
@@ -113,7 +114,7 @@ def telemetry(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
 @given(telemetry())
 def test_valid_telemetry_round_trips(case: tuple[str, dict[str, Any]]) -> None:
     device_class, body = case
-    got = decode(device_class, "telemetry", "d1", orjson.dumps(body), NOW)
+    got = decode(Topic("c1", device_class, "d1", "telemetry"), orjson.dumps(body), NOW)
     expected = {k: v for k, v in body.items() if k not in ("ts", "seq")}
     assert got.fields == expected
     for name, value in got.fields.items():
@@ -136,7 +137,7 @@ def test_arbitrary_iso_strings_and_depths(device_class: str, ts: str, depth: int
 @given(st.datetimes(timezones=st.timezones()))
 def test_iso_timestamps_with_offset_round_trip(moment: Any) -> None:
     body = orjson.dumps({"ts": moment.isoformat(), "power_w": 1})
-    got = decode("meter", "telemetry", "m1", body, NOW)
+    got = decode(Topic("c1", "meter", "m1", "telemetry"), body, NOW)
     expected = round(moment.timestamp() * 1000)
     assert got.ts_flag in ("", "past", "future")
     if got.ts_flag == "":

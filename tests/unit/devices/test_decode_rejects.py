@@ -7,6 +7,7 @@ import time
 import pytest
 
 from devices import REASONS, Rejected, decode
+from devices.topics import Topic
 
 NOW = 1_763_700_000_000
 DAY = 24 * 3600 * 1000
@@ -110,7 +111,7 @@ CASES: list[tuple[str, str, bytes, str]] = [
 @pytest.mark.parametrize(("device_class", "message", "payload", "reason"), CASES)
 def test_rejects_with_reason(device_class: str, message: str, payload: bytes, reason: str) -> None:
     with pytest.raises(Rejected) as caught:
-        decode(device_class, message, "dev-1", payload, NOW)
+        decode(Topic("c1", device_class, "dev-1", message), payload, NOW)
     assert caught.value.reason == reason
     assert reason in REASONS
 
@@ -122,43 +123,47 @@ def test_every_reason_is_exercised() -> None:
 def test_too_large_is_checked_before_parsing() -> None:
     payload = b"\xff" * 101
     with pytest.raises(Rejected) as caught:
-        decode("meter", "telemetry", "m1", payload, NOW, max_bytes=100)
+        decode(Topic("c1", "meter", "m1", "telemetry"), payload, NOW, max_bytes=100)
     assert caught.value.reason == "too_large"
 
 
 def test_default_limit_is_64_kib() -> None:
     padding = b" " * (65536 - len(b'{"power_w": 1}'))
-    assert decode("meter", "telemetry", "m1", b'{"power_w": 1}' + padding, NOW).fields
+    assert decode(Topic("c1", "meter", "m1", "telemetry"), b'{"power_w": 1}' + padding, NOW).fields
     with pytest.raises(Rejected) as caught:
-        decode("meter", "telemetry", "m1", b'{"power_w": 1}' + padding + b" ", NOW)
+        decode(Topic("c1", "meter", "m1", "telemetry"), b'{"power_w": 1}' + padding + b" ", NOW)
     assert caught.value.reason == "too_large"
 
 
 def test_depth_eight_is_accepted_nine_is_not() -> None:
     eight = b'{"power_w": 1, "x": ' + b"[" * 7 + b"]" * 7 + b"}"
-    assert decode("meter", "telemetry", "m1", eight, NOW).fields == {"power_w": 1.0}
+    assert decode(Topic("c1", "meter", "m1", "telemetry"), eight, NOW).fields == {"power_w": 1.0}
     with pytest.raises(Rejected, match="too_deep"):
         decode(
-            "meter", "telemetry", "m1", eight.replace(b"[", b"[[", 1).replace(b"]", b"]]", 1), NOW
+            Topic("c1", "meter", "m1", "telemetry"),
+            eight.replace(b"[", b"[[", 1).replace(b"]", b"]]", 1),
+            NOW,
         )
 
 
 def test_brackets_inside_strings_do_not_count_as_depth() -> None:
     payload = b'{"power_w": 1, "note": "' + b"[{" * 50 + b'"}'
-    assert decode("meter", "telemetry", "m1", payload, NOW).fields == {"power_w": 1.0}
+    assert decode(Topic("c1", "meter", "m1", "telemetry"), payload, NOW).fields == {"power_w": 1.0}
 
 
 def test_rejected_detail_names_the_field() -> None:
     with pytest.raises(Rejected) as caught:
-        decode("access", "telemetry", "gate", b'{"locked": true, "door_open": "yes"}', NOW)
+        decode(
+            Topic("c1", "access", "gate", "telemetry"), b'{"locked": true, "door_open": "yes"}', NOW
+        )
     assert "door_open" in caught.value.detail
 
 
 def test_non_bytes_payload_is_rejected_not_crashing() -> None:
     with pytest.raises(Rejected):
-        decode("meter", "telemetry", "m1", "not bytes", NOW)  # type: ignore[arg-type]
+        decode(Topic("c1", "meter", "m1", "telemetry"), "not bytes", NOW)  # type: ignore[arg-type]
     buffer = bytearray(b'{"power_w": 2}')
-    assert decode("meter", "telemetry", "m1", buffer, NOW).fields  # type: ignore[arg-type]
+    assert decode(Topic("c1", "meter", "m1", "telemetry"), buffer, NOW).fields  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -175,5 +180,5 @@ def test_non_bytes_payload_is_rejected_not_crashing() -> None:
 def test_large_hostile_payloads_are_classified_quickly(payload: bytes) -> None:
     started = time.perf_counter()
     with pytest.raises(Rejected):
-        decode("meter", "telemetry", "m1", payload[:65536], NOW)
+        decode(Topic("c1", "meter", "m1", "telemetry"), payload[:65536], NOW)
     assert time.perf_counter() - started < 0.25

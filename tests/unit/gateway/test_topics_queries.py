@@ -1,7 +1,7 @@
 import pytest
 
 from devices.model import Rejected
-from gateway.mqtt.topics import parse, subscription
+from devices.topics import parse, subscription
 from gateway.store.queries import QueryError, parse_duration, parse_time
 
 
