@@ -128,7 +128,7 @@ class CommandService:
         devices: Mapping[str, DeviceState],
         registry: Mapping[str, RegistryDevice],
         audit: AuditLog,
-        publisher: Callable[[], Publisher | None],
+        publisher: Publisher,
         now_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -261,8 +261,8 @@ class CommandService:
             return refuse(A.RATE_LIMITED, "too many attempts on this device", wait)
         if st.online is not True:
             return refuse(A.OFFLINE, "device offline" if st.online is False else "never seen")
-        client = self._publisher()
-        if client is None or not client.connected:
+        client = self._publisher
+        if not client.connected:
             return refuse(A.FAILED, "broker unavailable")
         return await self._send(row, reg.secret, st, action, args, started, client)
 

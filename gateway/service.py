@@ -13,36 +13,30 @@ import ctypes.util
 import gc
 import logging
 import ssl
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from devices import topics
 from gateway.audit import AuditLog
 from gateway.auth import Authenticator
+from gateway.clock import Clock, SystemClock
 from gateway.commands import CommandService
 from gateway.config import Registry, Settings
 from gateway.fieldbus.bridge import Fieldbus, registry_with_serial
 from gateway.ingest import Acker, Ingest
-from gateway.mqtt import Batch, EmbeddedBroker, MqttClient, Received
+from gateway.mqtt import Batch, Broker, EmbeddedBroker, MqttClient, OperatorBroker, Received
+from gateway.mqtt.broker import free_port
 from gateway.rules.service import Alerting
+from gateway.sinks import Sink, build_sink
 from gateway.store.journal import Accepted, Store
 from gateway.store.queries import Queries
+from gateway.store.retention import EVERY_S as RETENTION_EVERY_S
+from gateway.store.retention import Retention
 from gateway.store.schema import wal_checkpoint
-
-if TYPE_CHECKING:  # imported when configured: influxdb-client is not loaded otherwise
-    from gateway.sinks.influx import InfluxSink
-    from gateway.sinks.process import SinkProcess
 
 log = logging.getLogger(__name__)
 
-RETENTION_EVERY_S = 3600.0
 WAL_CHECKPOINT_EVERY_S = 1.0
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _release_startup_memory() -> None:
@@ -73,44 +67,71 @@ def new_ingest(settings: Settings, store: Store, acker: Acker) -> Ingest:
 
 
 class Gateway:
-    """Store, embedded broker (if no broker is configured), MQTT ingest and sinks."""
+    """Every part of the running gateway, built here and only here: the store, the broker
+    (embedded or the operator's), the MQTT client, the ingest, alerting, the sink, the
+    field bus, commands and audit. ``start()`` and ``stop()`` only start and stop them."""
 
     def __init__(
-        self,
-        settings: Settings,
-        registry: Registry,
-        *,
-        now_ms: Callable[[], int] = _now_ms,
+        self, settings: Settings, registry: Registry, *, clock: Clock | None = None
     ) -> None:
         registry = registry_with_serial(registry, settings.serial)  # RS-485 buses, devices
+        s = settings
         self.settings = settings
         self.registry = registry
-        self.fieldbus: Fieldbus | None = None
-        self.now_ms = now_ms
-        self.started_ms = now_ms()
-        self.store = Store(settings.store.path, now_ms=now_ms)
-        self.queries = Queries(settings.store.path)
-        self.broker: EmbeddedBroker | None = None
-        self.client: MqttClient | None = None
-        self.ingest: Ingest | None = None
-        self.sink: InfluxSink | SinkProcess | None = None
-        self.alerting: Alerting | None = None
-        self._tasks: list[asyncio.Task[None]] = []
-        self.authenticator = Authenticator(settings.auth, [c.id for c in registry.communities])
-        self.audit = AuditLog(settings.store.path, now_ms=now_ms)
+        self.clock: Clock = clock or SystemClock()
+        self.now_ms = self.clock.now_ms
+        self.started_ms = self.now_ms()
+        self.store = Store(s.store.path, now_ms=self.now_ms)
+        self.queries = Queries(s.store.path)
+        self.audit = AuditLog(s.store.path, now_ms=self.now_ms)
+        self.broker: Broker
+        if s.mqtt.url is None:  # the embedded Mosquitto, on a port chosen now
+            self.broker = EmbeddedBroker(s.data_dir / "broker", port=free_port())
+        else:
+            host, port = s.mqtt.host_port
+            self.broker = OperatorBroker(s.mqtt.url, host, port)
+        self.sink: Sink = build_sink(s.influxdb, s.store.path)
+        self.ingest: Ingest = new_ingest(s, self.store, self._ack)
+        self.fieldbus = Fieldbus(s.serial, self._publish, s.mqtt.prefix)
+        self.client = MqttClient(
+            self.broker.host,
+            int(self.broker.port or 0),
+            s.mqtt.client_id,
+            # locker commands for RS-485 lock boards pass through the field bus first
+            on_batch=self._on_batch if self.fieldbus.command_topics else self.ingest.on_batch,
+            subscriptions=[(topics.subscription(s.mqtt.prefix), 1)],
+            username=s.mqtt.username or None,
+            password=s.mqtt.password or None,
+            ssl=self._ssl_context(),
+            keepalive=s.mqtt.keepalive_s,
+            session_expiry=s.mqtt.session_expiry_s,
+            coalesce_s=s.mqtt.read_coalesce_ms / 1000,
+        )
+        self.authenticator = Authenticator(s.auth, [c.id for c in registry.communities])
         self.commands = CommandService(
-            settings.commands,
-            prefix=settings.mqtt.prefix,
+            s.commands,
+            prefix=s.mqtt.prefix,
             devices=self.store.devices,
             registry=registry.by_id(),
             audit=self.audit,
-            publisher=lambda: self.client,
-            now_ms=now_ms,
+            publisher=self.client,
+            now_ms=self.now_ms,
         )
+        self.alerting = Alerting(s, registry, self.store, clock=self.clock)
+        self.retention = Retention(
+            self.store, s.store.retention_days, keep_cursor=self.sink.cursor, now_ms=self.now_ms
+        )
+        # every commit reaches: command confirmations, the sink, then the rules
+        self.ingest.listeners += [
+            self.commands.on_commit,
+            lambda _accepted: self.sink.notify(),
+            self.alerting.on_commit,
+        ]
+        self._tasks: list[asyncio.Task[None]] = []
 
     @property
     def mqtt_url(self) -> str:
-        return self.broker.url if self.broker is not None else (self.settings.mqtt.url or "")
+        return self.broker.url
 
     async def start(self) -> None:
         s = self.settings
@@ -120,41 +141,22 @@ class Gateway:
         self.store.register(
             (d.id, d.community, d.device_class, d.building) for d in self.registry.devices
         )
-        if s.mqtt.url is None:
-            self.broker = EmbeddedBroker(s.data_dir / "broker")
-            await self.broker.start()
-            host, port = "127.0.0.1", int(self.broker.port or 0)
-        else:
-            host, port = s.mqtt.host_port
-        self.ingest = new_ingest(s, self.store, self._ack)
-        self.ingest.listeners.append(self.commands.on_commit)
-        if s.influxdb is not None:
-            self._start_influx()
-        self.alerting = Alerting(s, self.registry, self.store)
+        await self.broker.start()
+        self.sink.start()
         self.alerting.start()  # replays what a crash left unprocessed, before new messages
-        self.ingest.listeners.append(self.alerting.on_commit)
-        self.client = MqttClient(
-            host,
-            port,
-            s.mqtt.client_id,
-            on_batch=self._on_batch,
-            subscriptions=[(topics.subscription(s.mqtt.prefix), 1)],
-            username=s.mqtt.username or None,
-            password=s.mqtt.password or None,
-            ssl=self._ssl_context(),
-            keepalive=s.mqtt.keepalive_s,
-            session_expiry=s.mqtt.session_expiry_s,
-            coalesce_s=s.mqtt.read_coalesce_ms / 1000,
-        )
         await self.client.start()
-        if s.serial:
-            self.fieldbus = Fieldbus(s.serial, self._publish, s.mqtt.prefix)
-            await self.fieldbus.start()
+        await self.fieldbus.start()
         self._tasks += [
             asyncio.create_task(self._every(2.0, self._checkpoint), name="state-checkpoint"),
             asyncio.create_task(self._wal_checkpoints(), name="wal-checkpoint"),
-            asyncio.create_task(self._every(RETENTION_EVERY_S, self._retention), name="retention"),
+            asyncio.create_task(
+                self._every(RETENTION_EVERY_S, self.retention.run), name="retention"
+            ),
         ]
+        if self.sink.supervised:
+            self._tasks.append(
+                asyncio.create_task(self._every(2.0, self.sink.supervise), name="sink-supervisor")
+            )
         _release_startup_memory()
         log.info(
             "gateway up: broker %s, store %s, %d registered devices",
@@ -162,37 +164,6 @@ class Gateway:
             s.store.path,
             len(self.registry.devices),
         )
-
-    def _start_influx(self) -> None:
-        from gateway.sinks.influx import InfluxSettings, InfluxSink
-        from gateway.sinks.process import SinkProcess
-
-        cfg = self.settings.influxdb
-        assert cfg is not None and self.ingest is not None
-        settings = InfluxSettings(
-            url=cfg.url,
-            api=cfg.api,
-            token=cfg.token,
-            org=cfg.org,
-            bucket=cfg.bucket,
-            database=cfg.database,
-            username=cfg.username,
-            password=cfg.password,
-            timeout_s=cfg.timeout_s,
-            verify_tls=cfg.verify_tls,
-        )
-        path, batch = self.settings.store.path, cfg.batch_size
-        sink: InfluxSink | SinkProcess
-        if cfg.own_process:
-            sink = SinkProcess(settings, path, batch_size=batch, log_level=logging.root.level)
-            self._tasks.append(
-                asyncio.create_task(self._every(2.0, sink.supervise), name="sink-supervisor")
-            )
-        else:
-            sink = InfluxSink(settings, path, batch_size=batch)
-        sink.start()
-        self.sink = sink
-        self.ingest.listeners.append(lambda _accepted: sink.notify())
 
     def _ssl_context(self) -> ssl.SSLContext | None:
         m = self.settings.mqtt
@@ -204,27 +175,21 @@ class Gateway:
         return ctx
 
     def _on_batch(self, messages: Sequence[Received], token: Batch) -> None:
-        if self.fieldbus is not None:  # locker commands for RS-485 lock boards
-            self.fieldbus.on_messages(messages)
-        assert self.ingest is not None
+        self.fieldbus.on_messages(messages)
         self.ingest.on_batch(messages, token)
 
     async def _publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
-        if self.client is None:
-            raise ConnectionError("MQTT client not started")
         await self.client.publish(topic, payload, qos=qos, retain=retain)
 
     def _ack(self, token: Batch, packet_ids: list[int]) -> None:
-        if self.client is not None:
-            self.client.ack(token, packet_ids)
+        self.client.ack(token, packet_ids)
 
     def add_listener(self, listener: Callable[[Sequence[Accepted]], None]) -> None:
-        assert self.ingest is not None
         self.ingest.listeners.append(listener)
 
-    async def _every(self, period: float, job: Callable[[], Awaitable[None] | None]) -> None:
+    async def _every(self, period: float, job: Callable[[], Awaitable[object] | None]) -> None:
         while True:
-            await asyncio.sleep(period)
+            await self.clock.sleep(period)
             try:
                 pending = job()
                 if pending is not None:
@@ -235,7 +200,7 @@ class Gateway:
     async def _wal_checkpoints(self) -> None:
         """The WAL is copied back by a thread, never inside a commit on the loop."""
         while True:
-            await asyncio.sleep(WAL_CHECKPOINT_EVERY_S)
+            await self.clock.sleep(WAL_CHECKPOINT_EVERY_S)
             try:
                 await asyncio.to_thread(wal_checkpoint, self.settings.store.path)
             except Exception:  # a task boundary: try again next time
@@ -244,45 +209,21 @@ class Gateway:
     def _checkpoint(self) -> None:
         self.store.checkpoint_state()
 
-    async def _retention(self) -> None:
-        """Expire old rows a few thousand at a time, letting the loop run in between (a
-        journal of 90 days holds hundreds of millions of rows)."""
-        cutoff = self.now_ms() - int(self.settings.store.retention_days * 86400_000)
-        keep_from = None
-        if self.sink is not None:
-            keep_from = self.store.load_cursor("influx")
-        journal = dead = 0
-        for rows, letters in self.store.expire_steps(cutoff, keep_after_id=keep_from):
-            journal, dead = journal + rows, dead + letters
-            await asyncio.sleep(0)
-        if journal or dead:
-            log.info(
-                "retention: removed %d journal rows and %d dead letters older than %g days",
-                journal,
-                dead,
-                self.settings.store.retention_days,
-            )
-
     async def stop(self) -> None:
-        if self.fieldbus is not None:
-            await self.fieldbus.stop()
+        await self.fieldbus.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self.ingest is not None and not await self.ingest.drain():
+        if not await self.ingest.drain():
             log.error("stopping with messages not journaled: the broker will redeliver them")
-        if self.alerting is not None:
-            await self.alerting.stop()
-        if self.client is not None:
-            with contextlib.suppress(Exception):
-                await self.client.stop()
-        if self.sink is not None:
-            await asyncio.to_thread(self.sink.stop)
+        await self.alerting.stop()
+        with contextlib.suppress(Exception):
+            await self.client.stop()
+        await asyncio.to_thread(self.sink.stop)
         with contextlib.suppress(Exception):
             self.store.checkpoint_state()
         self.store.close()
         self.audit.close()
         self.queries.close()
-        if self.broker is not None:
-            await self.broker.stop()
+        await self.broker.stop()
         log.info("gateway stopped")

@@ -19,10 +19,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from gateway.api.alerts import alerting
-from gateway.api.deps import GatewayDep
+from gateway.api.deps import AlertingDep, GatewayDep
 from gateway.auth import Principal
 from gateway.console import session, views
+from gateway.rules.service import AlertCleared, AlertNotFound
 from gateway.store.queries import QueryError, parse_time
 
 ROOT = Path(__file__).resolve().parents[2] / "dashboards" / "console"
@@ -170,18 +170,17 @@ async def devices(request: Request, gateway: GatewayDep, principal: PageUser) ->
 async def ack(
     alert_id: int,
     request: Request,
-    gateway: GatewayDep,
+    alerting: AlertingDep,
     principal: ApiUser,
     csrf: Annotated[str | None, Header(alias="X-CSRF-Token")] = None,
 ) -> dict[str, Any]:
     session.check_csrf(request, csrf)
-    a = alerting(gateway)
-    found = a.alerts.by_id(alert_id)
-    if found is None or not principal.may_see(found.community):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no alert {alert_id}")
-    if found.status == "cleared":
-        raise HTTPException(status.HTTP_409_CONFLICT, f"alert {alert_id} is already cleared")
-    return dict(a.engine.acknowledge(alert_id, f"console:{principal.name}").data())
+    try:
+        return alerting.acknowledge(alert_id, f"console:{principal.name}", principal.may_see)
+    except AlertNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    except AlertCleared as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
 
 
 @router.get("/energy.csv")

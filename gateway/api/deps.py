@@ -11,9 +11,13 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 
+from gateway.audit import AuditLog
 from gateway.auth import AuthError, Principal
+from gateway.commands import CommandService
+from gateway.rules.service import Alerting
 from gateway.service import Gateway
-from gateway.store.journal import DeviceState
+from gateway.store.journal import DeviceState, Store
+from gateway.store.queries import Queries
 
 
 def get_gateway(request: Request) -> Gateway:
@@ -29,6 +33,34 @@ async def _gateway_dep(request: Request) -> Gateway:
 
 
 GatewayDep = Annotated[Gateway, Depends(_gateway_dep)]
+
+
+# Narrow dependencies: what a route needs of the gateway, and no more.
+async def _alerting_dep(request: Request) -> Alerting:
+    return get_gateway(request).alerting
+
+
+async def _commands_dep(request: Request) -> CommandService:
+    return get_gateway(request).commands
+
+
+async def _queries_dep(request: Request) -> Queries:
+    return get_gateway(request).queries
+
+
+async def _store_dep(request: Request) -> Store:
+    return get_gateway(request).store
+
+
+async def _audit_dep(request: Request) -> AuditLog:
+    return get_gateway(request).audit
+
+
+AlertingDep = Annotated[Alerting, Depends(_alerting_dep)]
+CommandsDep = Annotated[CommandService, Depends(_commands_dep)]
+QueriesDep = Annotated[Queries, Depends(_queries_dep)]
+StoreDep = Annotated[Store, Depends(_store_dep)]
+AuditDep = Annotated[AuditLog, Depends(_audit_dep)]
 
 
 def _bearer(request: Request) -> str:

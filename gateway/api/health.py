@@ -9,6 +9,8 @@ from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 
 from gateway.api.deps import GatewayDep, PlatformDep
+from gateway.rules.service import Alerting
+from gateway.service import Gateway
 from gateway.store.schema import wal_bytes
 
 router = APIRouter(tags=["health"])
@@ -16,11 +18,7 @@ router = APIRouter(tags=["health"])
 
 @router.get("/healthz")
 async def healthz(gateway: GatewayDep) -> dict[str, Any]:
-    client = gateway.client
-    return {
-        "status": "ok",
-        "mqtt_connected": bool(client is not None and client.connected),
-    }
+    return {"status": "ok", "mqtt_connected": gateway.client.connected}
 
 
 def _line(out: list[str], name: str, value: float, labels: dict[str, str] | None = None) -> None:
@@ -34,7 +32,7 @@ def _line(out: list[str], name: str, value: float, labels: dict[str, str] | None
         out.append(f"{name} {value}")
 
 
-def render_metrics(gateway: Any) -> str:
+def render_metrics(gateway: Gateway) -> str:
     out: list[str] = []
 
     def metric(name: str, kind: str, help_: str) -> None:
@@ -45,7 +43,7 @@ def render_metrics(gateway: Any) -> str:
     ingest = gateway.ingest
     client = gateway.client
     metric("courtyard_messages_received_total", "counter", "MQTT messages received")
-    _line(out, "courtyard_messages_received_total", ingest.received_total if ingest else 0)
+    _line(out, "courtyard_messages_received_total", ingest.received_total)
     metric("courtyard_journal_inserted_total", "counter", "Messages written to the journal")
     _line(out, "courtyard_journal_inserted_total", store.inserted_total)
     metric("courtyard_journal_duplicates_total", "counter", "Redelivered messages stored once")
@@ -55,7 +53,7 @@ def render_metrics(gateway: Any) -> str:
     metric("courtyard_store_wal_bytes", "gauge", "Size of the store's write-ahead log file")
     _line(out, "courtyard_store_wal_bytes", wal_bytes(store.path))
     metric("courtyard_ingest_pending", "gauge", "Messages decoded and not yet committed")
-    _line(out, "courtyard_ingest_pending", ingest.pending if ingest else 0)
+    _line(out, "courtyard_ingest_pending", ingest.pending)
     metric("courtyard_dead_letters_total", "counter", "Rejected messages by reason")
     for reason, count in sorted(store.dead_letter_counts.items()):
         _line(out, "courtyard_dead_letters_total", count, {"reason": reason})
@@ -73,33 +71,25 @@ def render_metrics(gateway: Any) -> str:
         sum(1 for st in store.devices.values() if not st.registered),
     )
     metric("courtyard_mqtt_connected", "gauge", "1 while connected to the broker")
-    _line(out, "courtyard_mqtt_connected", int(bool(client and client.connected)))
-    if client is not None:
-        metric("courtyard_mqtt_reconnects_total", "counter", "Reconnections to the broker")
-        _line(out, "courtyard_mqtt_reconnects_total", getattr(client, "reconnects", 0))
-    if gateway.broker is not None:
+    _line(out, "courtyard_mqtt_connected", int(client.connected))
+    metric("courtyard_mqtt_reconnects_total", "counter", "Reconnections to the broker")
+    _line(out, "courtyard_mqtt_reconnects_total", client.reconnects)
+    if gateway.broker.embedded:
         metric("courtyard_broker_restarts_total", "counter", "Embedded broker restarts")
         _line(out, "courtyard_broker_restarts_total", gateway.broker.restarts)
-    commands = getattr(gateway, "commands", None)
-    if commands is not None:
-        out.extend(commands.metrics())
-    alerting = getattr(gateway, "alerting", None)
-    if alerting is not None:
-        out.extend(alerting_metrics(alerting))
-    fieldbus = getattr(gateway, "fieldbus", None)
-    if fieldbus is not None:  # RS-485 buses: state, polls, errors per device
-        out.extend(fieldbus.metrics_lines())
-    sink = gateway.sink
-    if sink is not None:
-        for key, value in sorted(sink.stats().items()):
-            if isinstance(value, bool | int | float):
-                name = f"courtyard_influx_{key}"
-                metric(name, "counter" if key.endswith("_total") else "gauge", f"InfluxDB {key}")
-                _line(out, name, float(value))
+    out.extend(gateway.commands.metrics())
+    out.extend(alerting_metrics(gateway.alerting))
+    if gateway.fieldbus.schedulers:  # RS-485 buses: state, polls, errors per device
+        out.extend(gateway.fieldbus.metrics_lines())
+    for key, value in sorted(gateway.sink.stats().items()):  # none without InfluxDB
+        if isinstance(value, bool | int | float):
+            name = f"courtyard_influx_{key}"
+            metric(name, "counter" if key.endswith("_total") else "gauge", f"InfluxDB {key}")
+            _line(out, name, float(value))
     return "\n".join(out) + "\n"
 
 
-def alerting_metrics(alerting: Any) -> list[str]:
+def alerting_metrics(alerting: Alerting) -> list[str]:
     """Alerts by state, open tickets, and per webhook endpoint: depth, oldest, deliveries,
     failures, failing."""
     out: list[str] = []

@@ -16,7 +16,6 @@ import orjson
 from fastapi import APIRouter, Header, HTTPException, Query, status
 from sse_starlette import EventSourceResponse
 
-from gateway.api.alerts import alerting
 from gateway.api.deps import GatewayDep, PlatformOrSessionDep
 from gateway.rules.builtin import SEVERITIES
 
@@ -114,7 +113,7 @@ async def stream(
     tickets of those severities; device events have none and are left out), ``types``
     (``events``, ``alerts`` — which includes service triggers such as ``parcel.reminder`` —
     and ``tickets``)."""
-    a = alerting(gateway)
+    a = gateway.alerting
     communities = _split(community)
     if principal.communities is not None:
         communities = (communities or principal.communities) & principal.communities

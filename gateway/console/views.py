@@ -74,8 +74,6 @@ def _alerting_lists(
     gateway: Gateway, principal: Principal
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     a = gateway.alerting
-    if a is None:
-        return [], []
     alerts = [x.data() for x in a.alerts.list(None, principal.communities, 1000)]
     tickets = [t.data() for t in a.tickets.list("open", principal.communities, 1000)]
     return alerts, tickets

@@ -4,13 +4,14 @@ device or a topic scheme is: that is :mod:`devices.topics` and the ingest's busi
 
 from __future__ import annotations
 
-from gateway.mqtt.broker import BrokerError, EmbeddedBroker, free_port
+from gateway.mqtt.broker import Broker, BrokerError, EmbeddedBroker, OperatorBroker, free_port
 from gateway.mqtt.client import Batch, Message, MqttClient
 from gateway.mqtt.codec import Received
 from gateway.mqtt.errors import ConnectionRefused, MqttError, MqttTimeout, NotConnected
 
 __all__ = [
     "Batch",
+    "Broker",
     "BrokerError",
     "ConnectionRefused",
     "EmbeddedBroker",
@@ -19,6 +20,7 @@ __all__ = [
     "MqttError",
     "MqttTimeout",
     "NotConnected",
+    "OperatorBroker",
     "Received",
     "free_port",
 ]

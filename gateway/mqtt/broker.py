@@ -16,6 +16,7 @@ import shutil
 import socket
 import time
 from pathlib import Path
+from typing import Protocol
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +83,47 @@ def find_mosquitto() -> str:
     )
 
 
+class Broker(Protocol):
+    """The broker the gateway connects to, as the gateway sees it."""
+
+    embedded: bool
+    restarts: int
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def host(self) -> str: ...
+
+    @property
+    def port(self) -> int | None: ...
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+class OperatorBroker:
+    """The operator's own broker (``[mqtt] url``): nothing to start or supervise."""
+
+    embedded = False
+    restarts = 0
+
+    def __init__(self, url: str, host: str, port: int) -> None:
+        self.url = url
+        self.host = host
+        self.port: int | None = port
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+
 class EmbeddedBroker:
     """A Mosquitto child process on a local port, restarted if it dies, stopped on exit."""
+
+    embedded = True
 
     def __init__(self, data_dir: Path, *, host: str = "127.0.0.1", port: int | None = None) -> None:
         self.data_dir = data_dir

@@ -20,9 +20,9 @@ import orjson
 
 from devices.model import Decoded
 from gateway.alerts import AlertBook
+from gateway.clock import Clock, Handle
 from gateway.rules import handlers
 from gateway.rules.builtin import Rule
-from gateway.rules.clock import Clock, Handle
 from gateway.rules.db import transaction
 from gateway.store.journal import Accepted, DeviceState
 from gateway.store.schema import KIND_NAMES

@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 
 from gateway.alerts import AlertBook
+from gateway.clock import Clock, SystemClock
 from gateway.config import Registry, Settings
 from gateway.rules.builtin import build_rules
-from gateway.rules.clock import Clock, SystemClock
 from gateway.rules.engine import DeviceInfo, Engine
 from gateway.store.journal import Accepted, Store
 from gateway.tickets import TicketBook
@@ -23,6 +23,14 @@ from gateway.webhooks.outbox import Outbox
 from gateway.webhooks.signing import Signer
 
 log = logging.getLogger(__name__)
+
+
+class AlertNotFound(LookupError):
+    """No such alert, or not one the caller may see (the same answer: no existence leak)."""
+
+
+class AlertCleared(Exception):
+    """The alert is already cleared: there is nothing to acknowledge."""
 
 
 class StreamHub:
@@ -139,6 +147,16 @@ class Alerting:
         if self.client is not None:
             await self.client.aclose()
             self.client = None
+
+    def acknowledge(self, alert_id: int, by: str, may_see: Callable[[str], bool]) -> dict[str, Any]:
+        """Acknowledge an alert on behalf of ``by`` (a platform key, a console operator);
+        the one way the API and the console do it."""
+        found = self.alerts.by_id(alert_id)
+        if found is None or not may_see(found.community):
+            raise AlertNotFound(f"no alert {alert_id}")
+        if found.status == "cleared":
+            raise AlertCleared(f"alert {alert_id} is already cleared")
+        return dict(self.engine.acknowledge(alert_id, by).data())
 
     def stats(self) -> dict[str, Any]:
         return {

@@ -179,6 +179,9 @@ class InfluxSink:
     default sleep wakes up as soon as ``stop()`` is called.
     """
 
+    cursor: str | None = CURSOR
+    supervised = False
+
     def __init__(
         self,
         settings: InfluxSettings,
@@ -226,6 +229,10 @@ class InfluxSink:
     def notify(self) -> None:
         """New rows are in the journal (called by the ingest after each commit)."""
         self._wake.set()
+
+    def supervise(self) -> None:
+        """A thread of the gateway's own process: nothing to restart."""
+        return
 
     def wait_progress(self, timeout: float) -> None:
         """Block until the cursor moves (a batch written, rows skipped) or ``timeout``."""

@@ -30,7 +30,7 @@ from contextlib import closing
 from typing import Any
 
 from gateway import logs
-from gateway.sinks.influx import InfluxSettings, InfluxSink
+from gateway.sinks.influx import CURSOR, InfluxSettings, InfluxSink
 from gateway.store.reader import JournalReader
 
 log = logging.getLogger("courtyard.sinks.influx")
@@ -59,6 +59,9 @@ ERROR_BYTES = 500
 class SinkProcess:
     """:class:`InfluxSink`'s interface (``start``, ``notify``, ``stats``, ``flush``,
     ``stop``) over a child process; ``supervise()`` restarts a child that died."""
+
+    cursor: str | None = CURSOR
+    supervised = True
 
     def __init__(
         self,

@@ -19,7 +19,7 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 
-from gateway.rules.clock import Clock
+from gateway.clock import Clock
 from gateway.webhooks.outbox import Outbox, Pending
 from gateway.webhooks.signing import Signer
 

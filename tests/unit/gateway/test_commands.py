@@ -182,7 +182,7 @@ def world(tmp_path):
         devices=devices,
         registry=registry,
         audit=log,
-        publisher=lambda: broker,
+        publisher=broker,
     )
     broker.service = service
     yield service, broker, log

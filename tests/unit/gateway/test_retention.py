@@ -10,6 +10,7 @@ import pytest
 from gateway import service
 from gateway.config import Registry, Settings, StoreSettings
 from gateway.store.journal import EXPIRE_CHUNK, DeadLetter, Store
+from gateway.store.retention import Retention
 
 NOW = 1_763_700_000_000
 
@@ -93,29 +94,29 @@ def test_an_empty_store_expires_nothing(store):
     assert list(store.expire_steps(NOW)) == []
 
 
-async def test_the_gateway_expires_a_chunk_at_a_time_and_lets_the_loop_run(tmp_path):
+async def test_retention_expires_a_chunk_at_a_time_and_lets_the_loop_run(store):
     now = NOW + 91 * 86400_000  # the default retention is 90 days
+    retention = Retention(store, 90, keep_cursor=None, now_ms=lambda: now)
+    rows = 4 * EXPIRE_CHUNK
+    fill(store, [NOW + i for i in range(rows)])
+    turns = 0
+
+    async def count_turns() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    counter = asyncio.create_task(count_turns())
+    assert await retention.run() == (rows - 1, 0)
+    counter.cancel()
+    assert ids(store) == [rows]  # everything old but the newest row
+    assert turns >= 4  # the loop ran between the transactions
+
+
+async def test_the_gateway_builds_its_retention_from_the_settings(tmp_path):
     gw = service.Gateway(
-        Settings(store=StoreSettings(path=str(tmp_path / "c.db"))), Registry(), now_ms=lambda: now
+        Settings(store=StoreSettings(path=str(tmp_path / "c.db"), retention_days=7)), Registry()
     )
-    gw.store.open()
-    try:
-        rows = 4 * EXPIRE_CHUNK
-        fill(gw.store, [NOW + i for i in range(rows)])
-        turns = 0
-
-        async def count_turns() -> None:
-            nonlocal turns
-            while True:
-                turns += 1
-                await asyncio.sleep(0)
-
-        counter = asyncio.create_task(count_turns())
-        await gw._retention()
-        counter.cancel()
-        assert ids(gw.store) == [rows]  # everything old but the newest row
-        assert turns >= 4  # the loop ran between the transactions
-    finally:
-        gw.store.close()
-        gw.audit.close()
-        gw.queries.close()
+    assert gw.retention.days == 7 and gw.retention.keep_cursor is None
+    assert gw.retention.store is gw.store

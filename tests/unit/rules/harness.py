@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from devices.model import Decoded
+from gateway.clock import FakeClock
 from gateway.config import Registry, Settings
-from gateway.rules.clock import FakeClock
 from gateway.rules.service import Alerting
 from gateway.store.journal import Accepted, Store
 

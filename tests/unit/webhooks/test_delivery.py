@@ -11,7 +11,7 @@ import time
 import httpx
 import pytest
 
-from gateway.rules.clock import FakeClock
+from gateway.clock import FakeClock
 from gateway.rules.db import transaction
 from gateway.webhooks.delivery import Deliverer, retry_after_s
 from gateway.webhooks.outbox import Outbox

@@ -6,8 +6,8 @@ import asyncio
 import time
 
 from devices.model import Decoded
+from gateway.clock import FakeClock
 from gateway.config import Registry, Settings
-from gateway.rules.clock import FakeClock
 from gateway.rules.service import Alerting
 from gateway.store.journal import Accepted, Store
 from tests.unit.webhooks.receiver import SECRET, Receiver

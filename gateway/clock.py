@@ -1,7 +1,10 @@
-"""An injectable clock: wall time (persisted deadlines), monotonic time and a scheduler.
+"""The gateway's one injectable clock: wall time (persisted deadlines), monotonic time, a
+scheduler and sleep.
 
-Timers are stored as wall-clock deadlines (they survive a restart) and scheduled on the
-monotonic clock of the running process. :class:`FakeClock` moves 48 hours in a call.
+Built once by the composition root and handed to every part that reads the time or waits
+(the rules' timers, the deliverers, the retention, the API's answers). Timers are stored as
+wall-clock deadlines where they must survive a restart, and scheduled on the monotonic clock
+of the running process. :class:`FakeClock` moves 48 hours in a call.
 """
 
 from __future__ import annotations
@@ -32,6 +35,10 @@ class Clock(Protocol):
         past)."""
         ...
 
+    def call_later(self, delay_s: float, callback: Callable[..., None], *args: Any) -> Handle:
+        """Run ``callback(*args)`` once ``delay_s`` seconds have passed (monotonic)."""
+        ...
+
     async def sleep(self, seconds: float) -> None: ...
 
 
@@ -47,6 +54,9 @@ class SystemClock:
     def call_at_ms(self, deadline_ms: int, callback: Callable[..., None], *args: Any) -> Handle:
         delay = max(0.0, (deadline_ms - self.now_ms()) / 1000)
         return asyncio.get_running_loop().call_later(delay, callback, *args)
+
+    def call_later(self, delay_s: float, callback: Callable[..., None], *args: Any) -> Handle:
+        return asyncio.get_running_loop().call_later(max(0.0, delay_s), callback, *args)
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
@@ -83,6 +93,9 @@ class FakeClock:
         entry = (max(deadline_ms, self._now), next(self._seq), h, callback, args)
         heapq.heappush(self._heap, entry)
         return h
+
+    def call_later(self, delay_s: float, callback: Callable[..., None], *args: Any) -> Handle:
+        return self.call_at_ms(self._now + max(0, int(delay_s * 1000)), callback, *args)
 
     def advance(self, ms: int) -> None:
         target = self._now + ms
