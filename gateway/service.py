@@ -138,6 +138,7 @@ class Gateway:
         self.alerting = Alerting(s, self.registry, self.store)
         self.alerting.start()  # replays what a crash left unprocessed, before new messages
         self.ingest.listeners.append(self.alerting.on_commit)
+        self.commands.late_listeners.append(self.alerting.command_late_ok)
         self.client = MqttClient(
             host,
             port,
