@@ -21,7 +21,7 @@ from devices.serial.errors import CodecError
 from devices.serial.lockboard import BoardStatus
 from gateway.fieldbus.devices import LockerDevice, status_tx
 from gateway.fieldbus.link import ReplyTimeout
-from gateway.fieldbus.verify import CLOCK_SKEW_MS, TAMPER, CommandGuard
+from gateway.fieldbus.verify import TAMPER, CommandGuard, late_allowance_ms
 
 if TYPE_CHECKING:
     from gateway.fieldbus.scheduler import BusScheduler
@@ -88,7 +88,7 @@ class Lockers:
 
     async def execute(self, command: LockCommand) -> None:
         dev, n, s = command.device, command.compartment, self.s
-        if s.now_ms() > int(command.cmd["expires_at"]) + CLOCK_SKEW_MS:
+        if s.now_ms() > int(command.cmd["expires_at"]) + late_allowance_ms(command.cmd):
             await self.refuse(command, "expired")  # never sent late
             return
         self.commands_total += 1
