@@ -1,4 +1,5 @@
-"""``python -m firmware_stubs community|flood ...``: a simulated community, or a load generator."""
+"""``python -m firmware_stubs community|door|flood ...``: a simulated community, one door
+controller in a process of its own, or a load generator."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from firmware_stubs import signing
 from firmware_stubs.community import DEFAULT_SECRET_SEED, Community
+from firmware_stubs.door import DoorController
 from firmware_stubs.flood import ENGINES, flood
 from firmware_stubs.serial import cli as serial_cli
 
@@ -74,6 +77,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.add_argument(
         "--registry-only", action="store_true", help="write --registry-out (or print) and exit"
+    )
+
+    d = sub.add_parser(
+        "door", help="run one door controller until interrupted (a process of its own)"
+    )
+    _broker_args(d)
+    d.add_argument("--id", required=True, help="device id")
+    d.add_argument("--secret", required=True, help="the door's command secret (hex)")
+    d.add_argument("--building", default="", help='building of an entrance ("": a gate)')
+    d.add_argument(
+        "--command-rule",
+        type=int,
+        choices=(1, 2),
+        default=signing.COMMAND_RULE,
+        help="command rule of the firmware: 2 executes nothing after expires_at; 1 is firmware"
+        " that predates it, allowing 30 s of clock skew past it (default 2)",
+    )
+    d.add_argument(
+        "--quiet", action="store_true", help="no residents, exits or visitors: commands only"
     )
 
     f = sub.add_parser("flood", help="publish meter telemetry as fast as asked, wait for acks")
@@ -157,6 +179,38 @@ def run_community(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_door(args: argparse.Namespace) -> int:
+    quiet = {"mean_access_s": 1e9, "mean_exit_s": 1e9, "mean_intercom_s": 1e9}
+    door = DoorController(
+        args.id,
+        host=args.host,
+        port=args.port,
+        community=args.community,
+        prefix=args.prefix,
+        building=args.building,
+        secret=args.secret,
+        username=args.username,
+        password=args.password,
+        command_rule=args.command_rule,
+        **(quiet if args.quiet else {}),
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    door.start()
+    connected = door.wait_connected(10.0)
+    print(
+        f"door {args.id}: {'connected to' if connected else 'still trying'}"
+        f" {args.host}:{args.port} (command rule {args.command_rule})",
+        file=sys.stderr,
+        flush=True,
+    )
+    while not stop.wait(0.5):
+        pass
+    door.stop()
+    return 0
+
+
 def run_flood(args: argparse.Namespace) -> int:
     result = flood(
         args.host,
@@ -191,6 +245,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_community(args)
         if args.command == "meter-room":
             return serial_cli.run(args)
+        if args.command == "door":
+            return run_door(args)
         return run_flood(args)
     except (OSError, ValueError, TimeoutError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -285,8 +285,10 @@ class Community:
                 f"building = {_toml_str(device.building)}",
                 f"secret = {_toml_str(device.secret or '')}",
                 f"expect_every_s = {device.expect_every_s}",
-                "",
             ]
+            if device.command_handlers:  # what the gateway's timed-out answers may promise
+                lines.append(f"command_rule = {device.command_rule}")
+            lines.append("")
         return "\n".join(lines)
 
     def write_registry(self, path: str | os.PathLike[str]) -> Path:

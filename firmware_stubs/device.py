@@ -9,7 +9,9 @@ Every simulated device:
 - numbers every telemetry and event message with a per-device ``seq`` that only goes up, and
   stamps it with ``ts`` in epoch milliseconds;
 - reconnects by itself (with backoff) when the broker goes away;
-- verifies signed commands on its ``cmd`` topic (``firmware_stubs.signing``) and acks them;
+- verifies signed commands on its ``cmd`` topic (``firmware_stubs.signing``) and acks them, under
+  command rule 2 (``command_rule=1`` builds firmware that predates it: a command that arrives
+  up to 30 s after its ``expires_at`` is still executed);
 - has faults on demand: ``go_silent()``, ``disconnect_abruptly()``, ``send_garbage()``.
 
 Timed behaviour runs on a ``Scheduler`` (one thread, shared by a whole community).
@@ -160,6 +162,7 @@ class SimDevice:
         username: str | None = None,
         password: str | None = None,
         clock: Callable[[], int] = now_ms,
+        command_rule: int = signing.COMMAND_RULE,
     ) -> None:
         if rate_scale <= 0:
             raise ValueError("rate_scale must be positive")
@@ -178,6 +181,7 @@ class SimDevice:
         self.telemetry_qos = telemetry_qos
         self.keepalive = keepalive
         self.clock = clock
+        self.command_rule = command_rule
         self.boot_ms = clock()
         self.battery_pct: float = round(self.rng.uniform(62.0, 100.0), 1)
 
@@ -461,7 +465,13 @@ class SimDevice:
             with self._state_lock:
                 self._forget_expired_ids(now)
                 error = signing.verify(
-                    cmd, self.device_id, self.secret, now, self.boot_ms, self._seen_ids
+                    cmd,
+                    self.device_id,
+                    self.secret,
+                    now,
+                    self.boot_ms,
+                    self._seen_ids,
+                    self.command_rule,
                 )
                 if error is None:
                     assert isinstance(cmd, dict)
@@ -469,7 +479,9 @@ class SimDevice:
                     if handler is None:
                         error = signing.UNKNOWN_ACTION
                     else:
-                        self._seen_ids[cmd["id"]] = signing.remember_until_ms(cmd)
+                        self._seen_ids[cmd["id"]] = signing.remember_until_ms(
+                            cmd, self.command_rule
+                        )
         if error is not None:
             self._ack(cmd_id, error)
             if error in signing.TAMPER_ERRORS:

@@ -6,8 +6,14 @@ the gateway, so a signing bug on one side shows up as a refused command in the t
 - ``canonical_json(obj)``: keys sorted, separators ``,`` and ``:``, UTF-8, non-ASCII not escaped.
 - ``sign_command(cmd, secret_hex)``: base64url (no padding) of HMAC-SHA256 keyed with the bytes of
   the hex secret, over the canonical JSON of the command without ``sig``.
-- ``verify(cmd, device_id, secret_hex, now_ms, boot_ms, seen_ids)``: the refusal rules of a device,
-  as a pure function returning an error code or ``None``.
+- ``verify(cmd, device_id, secret_hex, now_ms, boot_ms, seen_ids, implements=2)``: the refusal
+  rules of a device, as a pure function returning an error code or ``None``.
+
+Command rule 2 (CONTRACT.md section 3, an extension of contract version 1): a command carrying
+``"rule": 2`` (covered by the signature like every other field) is executed only until its
+``expires_at`` by the device's own clock; the 30 s clock-skew allowance widens only the
+``issued_at`` side. Without ``rule`` (an older hub), or on firmware that predates the rule
+(``implements=1``), the allowance applies on both sides.
 """
 
 from __future__ import annotations
@@ -20,7 +26,10 @@ from collections.abc import Container
 from typing import Any, Final
 
 CLOCK_SKEW_MS: Final = 30_000
-"""Clock skew a device tolerates on both ends of a command's validity window."""
+"""Clock skew a device tolerates: before ``issued_at`` always, past ``expires_at`` only under
+command rule 1."""
+COMMAND_RULE: Final = 2
+"""The newest command rule these stubs implement."""
 
 BAD_SIGNATURE: Final = "bad_signature"
 WRONG_DEVICE: Final = "wrong_device"
@@ -67,6 +76,7 @@ def verify(
     now_ms: int,
     boot_ms: int,
     seen_ids: Container[str],
+    implements: int = COMMAND_RULE,
 ) -> str | None:
     """Why the device must refuse ``cmd``, or ``None`` when it may execute it.
 
@@ -77,7 +87,8 @@ def verify(
     2. ``wrong_device``: a correctly signed command addressed to another device.
     3. ``expired``: ``issued_at``/``expires_at`` missing or not integers; issued before this
        device booted (a reboot forgets the remembered ids, so older commands are refused);
-       ``now`` outside ``[issued_at - 30 s, expires_at + 30 s]``.
+       ``now`` outside ``[issued_at - 30 s, expires_at]`` under rule 2, or outside
+       ``[issued_at - 30 s, expires_at + 30 s]`` under rule 1 (see :func:`rule_of`).
     4. ``replayed``: ``id`` missing, not a string, or already executed (in ``seen_ids``).
 
     The action itself is not checked here (``unknown_action`` is the device's business).
@@ -104,7 +115,7 @@ def verify(
         return EXPIRED
     if issued_at < boot_ms:
         return EXPIRED
-    if now_ms < issued_at - CLOCK_SKEW_MS or now_ms > expires_at + CLOCK_SKEW_MS:
+    if now_ms < issued_at - CLOCK_SKEW_MS or now_ms > expires_at + _late_allowance(cmd, implements):
         return EXPIRED
 
     cmd_id = cmd.get("id")
@@ -113,6 +124,19 @@ def verify(
     return None
 
 
-def remember_until_ms(cmd: dict[str, Any]) -> int:
+def rule_of(cmd: dict[str, Any], implements: int = COMMAND_RULE) -> int:
+    """The rule that applies to ``cmd`` on firmware implementing rules up to ``implements``:
+    2 when both the command (``"rule"`` >= 2) and the firmware know it, else 1."""
+    v = cmd.get("rule")
+    return 2 if implements >= 2 and _is_int(v) and v >= 2 else 1
+
+
+def _late_allowance(cmd: dict[str, Any], implements: int) -> int:
+    # rule 2: a command that waited (in a socket, in a stopped process) past its expiry is
+    # never executed, so the hub's answer "not executed in time" stays true
+    return 0 if rule_of(cmd, implements) >= 2 else CLOCK_SKEW_MS
+
+
+def remember_until_ms(cmd: dict[str, Any], implements: int = COMMAND_RULE) -> int:
     """Until when an executed command's id must be remembered (its last acceptable instant)."""
-    return int(cmd["expires_at"]) + CLOCK_SKEW_MS
+    return int(cmd["expires_at"]) + _late_allowance(cmd, implements)

@@ -65,8 +65,10 @@ OFFLINE = "offline"
 TIMEOUT = "timeout"
 FAILED = "failed"  # could not be delivered (broker down, no PUBACK)
 SECURITY = "security"  # a device reported a forged or replayed command
+LATE_OK = "late_ok"  # answered timeout (or failed), then the device acked ok: it did execute
 OUTCOMES = frozenset(
     {
+        LATE_OK,
         PENDING,
         OK,
         REFUSED,

@@ -4,6 +4,11 @@
 secret, over the canonical JSON of the command without ``sig``: keys sorted, separators ``,``
 and ``:``, UTF-8, non-ASCII not escaped. The standard library's encoder is used on purpose: it
 writes numbers the way the devices' own encoders do.
+
+Every command carries ``"rule": 2`` (:data:`COMMAND_RULE`): a device implementing command rule 2
+executes it only until ``expires_at`` by its own clock, never within the 30 s clock-skew
+allowance past it. Older firmware ignores the field; the signature covers it like any other,
+so it cannot be stripped to buy the allowance back.
 """
 
 from __future__ import annotations
@@ -14,7 +19,10 @@ import hmac
 import json
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
+
+COMMAND_RULE: Final = 2
+"""The command rule (CONTRACT.md section 3) the gateway's commands are meant for."""
 
 
 def canonical_json(obj: Any) -> bytes:
@@ -52,6 +60,7 @@ def build_signed(
         "args": dict(args),
         "issued_at": issued_at_ms,
         "expires_at": issued_at_ms + validity_ms,
+        "rule": COMMAND_RULE,
     }
     unsigned = canonical_json(cmd)
     cmd["sig"] = _mac(unsigned, secret_hex)

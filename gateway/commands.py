@@ -10,9 +10,14 @@ an ack resolves the waiting attempt by command id (and device). ``tamper`` event
 ``bad_signature``/``replayed``, and refusals of commands this gateway is not waiting for, are
 recorded as security rows in the audit log.
 
-The deadline: the wait for the ack lasts at least as long as the command's validity, and the
-broker drops the message when its expiry (rounded down) passes, so a command answered ``504``
-is never delivered (and executed) afterwards.
+The deadline: the wait for the ack lasts until the command's ``expires_at`` has passed on the
+gateway's clock, and the broker drops the message when its expiry (rounded down) passes. A
+command already handed to the device's connection (a stalled process, a full socket) can still
+reach it later: a device implementing command rule 2 (``"rule": 2`` in every command) refuses it
+once its own clock passes ``expires_at``; older firmware allows 30 s of clock skew past it. So a
+timed-out answer says until when the device may still execute it (:attr:`Result.
+may_execute_until_ms`), and a late ``ok: true`` for such a command turns its audit row into
+``late_ok``, records a security event and tells the ``late_listeners`` (an alert).
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from devices.profiles import PROFILES
 from gateway import audit as A
 from gateway.audit import AuditLog
 from gateway.auth import Principal, may_operate
-from gateway.command_signing import build_signed, canonical_json
+from gateway.command_signing import COMMAND_RULE, build_signed, canonical_json
 from gateway.config import CommandSettings, RegistryDevice
 from gateway.mqtt import MqttError
 from gateway.store.journal import Accepted, DeviceState
@@ -44,6 +49,9 @@ LATENCY_BUCKETS_MS = (5, 10, 25, 50, 100, 150, 250, 500, 1000, 2500, 5000)
 MAX_IDEMPOTENCY_KEYS = 10_000
 MAX_BUCKETS = 100_000
 EXPIRY_MARGIN_S = 0.05
+CLOCK_SKEW_MS = 30_000  # CONTRACT.md section 3: the clock skew a device allows
+LATE_KEEP_MS = 3_600_000  # a timed-out command is recognised this long after it expired
+MAX_LATE = 10_000  # timed-out commands remembered at most (the oldest are forgotten)
 
 
 class TokenBuckets:
@@ -87,12 +95,37 @@ class Result:
     command_id: str = ""
     latency_ms: float | None = None
     retry_after_s: float | None = None
+    expires_at_ms: int | None = None
+    may_execute_until_ms: int | None = None
+    """Set when the device may still execute the command although the answer is not ``ok``:
+    the last instant (the gateway's clock, epoch ms) it can, under the contract's 30 s bound on
+    clock skew."""
+    command_rule: int | None = None
+    """The command rule the device's firmware implements (registry ``command_rule``)."""
 
 
 @dataclass(slots=True)
 class _Waiter:
     device: str
     future: asyncio.Future[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Late:
+    """A command answered ``timeout`` (or ``failed`` after it was handed to the broker) that
+    the device may still execute: what its audit row says, to amend it."""
+
+    device: str
+    action: str
+    row_id: int
+    outcome: str
+    reason: str
+    latency_ms: float
+    expires_at_ms: int
+    may_execute_until_ms: int
+
+
+LateListener = Callable[[DeviceState, dict[str, Any]], None]
 
 
 @dataclass(slots=True)
@@ -148,6 +181,10 @@ class CommandService:
         )
         self._pending: dict[str, _Waiter] = {}
         self._idempotent: OrderedDict[tuple[str, str, str], _Idem] = OrderedDict()
+        self._late: OrderedDict[str, _Late] = OrderedDict()
+        self.late_listeners: list[LateListener] = []
+        """Called with the device and the details when a device executed a command after the
+        gateway gave up on it (the gateway raises an alert)."""
         # metrics
         self.outcomes: Counter[str] = Counter()
         self.security_events: Counter[str] = Counter()
@@ -264,12 +301,12 @@ class CommandService:
         client = self._publisher
         if not client.connected:
             return refuse(A.FAILED, "broker unavailable")
-        return await self._send(row, reg.secret, st, action, args, started, client)
+        return await self._send(row, reg, st, action, args, started, client)
 
     async def _send(
         self,
         row: dict[str, Any],
-        secret: str,
+        reg: RegistryDevice,
         st: DeviceState,
         action: str,
         args: dict[str, Any],
@@ -278,9 +315,12 @@ class CommandService:
     ) -> Result:
         s = self.settings
         issued = self._now_ms()
+        # expires_at on the monotonic clock: the wait must not end before it, however long
+        # the attempt took to get here (rate limits, a busy loop)
+        expires_mono = self._monotonic() + s.validity_s
         validity_ms = int(s.validity_s * 1000)
         cmd, payload = build_signed(
-            st.device, action, args, secret, issued_at_ms=issued, validity_ms=validity_ms
+            st.device, action, args, reg.secret, issued_at_ms=issued, validity_ms=validity_ms
         )
         cmd_id = cmd["id"]
         row_id = self.audit.record(**{**row, "args": args}, outcome=A.PENDING, command_id=cmd_id)
@@ -289,14 +329,21 @@ class CommandService:
         waiter = _Waiter(st.device, loop.create_future())
         self._pending[cmd_id] = waiter
         topic = f"{self.prefix}/{st.community}/{st.device_class}/{st.device}/cmd"
+        handed_over = False  # once published, the device may execute it whatever we answer
         try:
             remaining_s = (cmd["expires_at"] - self._now_ms()) / 1000
-            # the broker drops the message after `expiry` s; the wait for the ack outlasts it
+            # the broker drops the message after `expiry` s (<= the validity left); the wait
+            # for the ack outlasts both it and expires_at
             expiry = max(1, math.floor(remaining_s))
-            deadline = max(started + s.timeout_s, self._monotonic() + expiry + EXPIRY_MARGIN_S)
+            deadline = max(
+                started + s.timeout_s,
+                expires_mono + EXPIRY_MARGIN_S,
+                self._monotonic() + expiry + EXPIRY_MARGIN_S,
+            )
             if remaining_s <= 0.2:
                 outcome, reason = A.FAILED, "validity ran out before publishing"
             else:
+                handed_over = True
                 try:
                     await client.publish(
                         topic,
@@ -317,9 +364,33 @@ class CommandService:
         self.outcomes[outcome] += 1
         if outcome == A.OK:
             self._observe(latency)
-        else:
-            log.info("command %s to %s: %s %s", action, st.device, outcome, reason)
-        return Result(outcome, reason, cmd_id, latency)
+            return Result(outcome, reason, cmd_id, latency)
+        log.info("command %s to %s: %s %s", action, st.device, outcome, reason)
+        if not handed_over or outcome == A.REFUSED:
+            return Result(outcome, reason, cmd_id, latency)
+        expires_at = int(cmd["expires_at"])
+        until = may_execute_until(expires_at, reg.command_rule)
+        late = _Late(st.device, action, row_id, outcome, reason, latency, expires_at, until)
+        self._remember_late(cmd_id, late)
+        return Result(
+            outcome,
+            reason,
+            cmd_id,
+            latency,
+            expires_at_ms=expires_at,
+            may_execute_until_ms=until,
+            command_rule=reg.command_rule,
+        )
+
+    def _remember_late(self, cmd_id: str, late: _Late) -> None:
+        now = self._now_ms()
+        entries = self._late
+        while entries:
+            first = next(iter(entries.values()))
+            if len(entries) < MAX_LATE and first.may_execute_until_ms + LATE_KEEP_MS > now:
+                break
+            entries.popitem(last=False)
+        entries[cmd_id] = late
 
     async def _wait_ack(self, waiter: _Waiter, deadline: float) -> tuple[str, str]:
         try:
@@ -346,7 +417,7 @@ class CommandService:
         for item in accepted:
             m = item.message
             if m.kind == "ack":
-                self._on_ack(item.device, m.attrs)
+                self._on_ack(item.device, m.attrs, item.received_ms)
             elif m.kind == "event" and m.event == "tamper":
                 reason = m.attrs.get("reason")
                 if reason in TAMPER_REASONS:
@@ -355,18 +426,61 @@ class CommandService:
                         item.device, str(reason), cmd_id if isinstance(cmd_id, str) else ""
                     )
 
-    def _on_ack(self, st: DeviceState, attrs: Mapping[str, Any]) -> None:
+    def _on_ack(self, st: DeviceState, attrs: Mapping[str, Any], received_ms: int) -> None:
         cmd_id = attrs.get("id")
-        waiter = self._pending.get(cmd_id) if isinstance(cmd_id, str) else None
+        if not isinstance(cmd_id, str):
+            cmd_id = None
+        waiter = self._pending.get(cmd_id) if cmd_id is not None else None
         if waiter is not None and waiter.device == st.device:
             if not waiter.future.done():
                 waiter.future.set_result(dict(attrs))
+            return
+        late = self._late.get(cmd_id) if cmd_id is not None else None
+        if late is not None and late.device == st.device:
+            assert cmd_id is not None
+            del self._late[cmd_id]  # one answer per command: a repeated ack changes nothing
+            self._late_ack(st, cmd_id, late, attrs, received_ms)
             return
         error = attrs.get("error")
         # a refusal of a command this gateway is not waiting for: someone else sent it
         # (bad_signature and replayed come with a tamper event, recorded from that)
         if attrs.get("ok") is False and error in REFUSALS - TAMPER_REASONS:
             self._security(st, str(error), cmd_id if isinstance(cmd_id, str) else "")
+
+    def _late_ack(
+        self,
+        st: DeviceState,
+        cmd_id: str,
+        late: _Late,
+        attrs: Mapping[str, Any],
+        received_ms: int,
+    ) -> None:
+        """The device answered a command after the gateway gave up on it."""
+        after_s = (received_ms - late.expires_at_ms) / 1000
+        if attrs.get("ok") is not True:
+            # our own command, refused late (most often ``expired``): it did not execute
+            error = str(attrs.get("error") or "refused")[:64]
+            why = f"{late.reason}; the device refused it later ({error}, {after_s:+.1f} s)"
+            self.audit.finish(late.row_id, late.outcome, why, late.latency_ms)
+            return
+        why = (
+            f"{late.reason}; the device executed it after all: ack {after_s:+.1f} s from expires_at"
+        )
+        self.audit.finish(late.row_id, A.LATE_OK, why, late.latency_ms)
+        self._security(st, A.LATE_OK, cmd_id)
+        details = {
+            "command_id": cmd_id,
+            "action": late.action,
+            "answered": late.outcome,
+            "expires_at": late.expires_at_ms,
+            "acked_at": received_ms,
+            "audit_id": late.row_id,
+        }
+        for listener in self.late_listeners:
+            try:
+                listener(st, details)
+            except Exception:  # one failing listener must not keep the others from hearing
+                log.exception("late-command listener %r failed", listener)
 
     def _security(self, st: DeviceState, reason: str, command_id: str) -> None:
         self.security_events[reason] += 1
@@ -381,7 +495,8 @@ class CommandService:
             reason=reason,
             command_id=command_id[:64],
         )
-        log.warning("security event on %s: refused a command (%s)", st.device, reason)
+        what = "executed a command after the answer" if reason == A.LATE_OK else "refused a command"
+        log.warning("security event on %s: %s (%s)", st.device, what, reason)
 
     # -- metrics ----------------------------------------------------------------------------
 
@@ -412,7 +527,7 @@ class CommandService:
             "# TYPE courtyard_commands_pending gauge",
             f"courtyard_commands_pending {len(self._pending)}",
             "# HELP courtyard_security_events_total Forged, replayed or foreign commands refused"
-            " by devices",
+            " by devices, and commands executed after the gateway answered (late_ok)",
             "# TYPE courtyard_security_events_total counter",
         ]
         out += [
@@ -420,3 +535,16 @@ class CommandService:
             for k, v in sorted(self.security_events.items())
         ]
         return out
+
+
+def may_execute_until(expires_at_ms: int, command_rule: int) -> int:
+    """The last instant (the gateway's clock) a device may execute a command that expires at
+    ``expires_at_ms``, if its clock is within the contract's 30 s of the gateway's.
+
+    Rule 2 firmware executes nothing after ``expires_at`` by its own clock, which may run up to
+    30 s behind; rule 1 firmware allows another 30 s of skew past ``expires_at``. A device whose
+    clock agrees with the gateway's executes nothing after ``expires_at`` under rule 2.
+    """
+    behind = CLOCK_SKEW_MS
+    past = 0 if command_rule >= COMMAND_RULE else CLOCK_SKEW_MS
+    return expires_at_ms + behind + past

@@ -299,6 +299,9 @@ class RegistryDevice:
     expect_every_s: float | None = Field(default=None, gt=0)
     parent: str = ""
     name: str = ""
+    # the command rule (CONTRACT.md section 3) the device's firmware implements: 2 never
+    # executes past expires_at; it only changes what a timed-out answer says may still happen
+    command_rule: int = Field(default=1, ge=1, le=2)
 
     @field_validator("secret")
     @classmethod

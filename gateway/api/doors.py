@@ -83,9 +83,31 @@ def answer(result: Result) -> JSONResponse:
         body = {"detail": result.reason or result.outcome, "outcome": result.outcome}
         if result.command_id:
             body.update(command_id=result.command_id, ok=False, latency_ms=result.latency_ms)
+        if result.may_execute_until_ms is not None:
+            body.update(
+                expires_at=result.expires_at_ms,
+                may_execute_until=result.may_execute_until_ms,
+                late_execution=_late_execution(result),
+            )
         if result.retry_after_s is not None:
             headers["Retry-After"] = str(max(1, math.ceil(result.retry_after_s)))
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _late_execution(result: Result) -> str:
+    """What the device may still do with a command it did not confirm in time."""
+    if result.command_rule is not None and result.command_rule >= 2:
+        may = (
+            "the device executes nothing after expires_at by its own clock (command rule 2):"
+            " if its clock agrees with the gateway's it will not execute this command; one"
+            " running behind (by up to 30 s) may still execute it until may_execute_until"
+        )
+    else:
+        may = (
+            "the device's firmware allows 30 s of clock skew past expires_at (command rule 1):"
+            " it may still execute this command until may_execute_until"
+        )
+    return f"{may}; an execution after this answer is audited as late_ok and raises an alert"
 
 
 @router.post(
@@ -99,7 +121,11 @@ def answer(result: Result) -> JSONResponse:
         429: {"description": "too many attempts by this resident or on this door"},
         502: {"description": "the door refused the command (`detail`: its error)"},
         503: {"description": "the door is offline, or the broker is unavailable"},
-        504: {"description": "no ack in time; the command expires at the door"},
+        504: {
+            "description": "no ack in time: `expires_at`, `may_execute_until` (epoch ms: the"
+            " door may still open until then) and `late_execution` say what the door may"
+            " still do; a late opening is audited as `late_ok` and raises an alert"
+        },
     },
 )
 async def unlock(

@@ -53,6 +53,7 @@ def registry_with_serial(registry: Registry, buses: Sequence[SerialBus]) -> Regi
                     "secret": d.secret,
                     "parent": bus.id,
                     "name": d.name or d.model,
+                    "command_rule": 2,  # the bridge is their firmware (fieldbus.verify)
                 }
             )
             for d in bus.devices

@@ -25,7 +25,7 @@ from gateway.fieldbus.devices import BusDevice, LockerDevice, Transaction, statu
 from gateway.fieldbus.link import ReplyTimeout, SerialLink
 from gateway.fieldbus.outbox import Outbox
 from gateway.fieldbus.settings import SerialBus
-from gateway.fieldbus.verify import CLOCK_SKEW_MS, TAMPER, CommandGuard
+from gateway.fieldbus.verify import TAMPER, CommandGuard, late_allowance_ms
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ class Lockers:
 
     async def execute(self, command: LockCommand) -> None:
         dev, n, s = command.device, command.compartment, self.s
-        if s.now_ms() > int(command.cmd["expires_at"]) + CLOCK_SKEW_MS:
+        if s.now_ms() > int(command.cmd["expires_at"]) + late_allowance_ms(command.cmd):
             await self.refuse(command, "expired")  # never sent late
             return
         self.commands_total += 1

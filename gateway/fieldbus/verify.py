@@ -1,6 +1,10 @@
 """Signed-command checks as a device makes them (CONTRACT.md section 3), for devices the bridge
 speaks for. The bridge holds each locker's secret from the configuration and refuses exactly what
 the device itself would: ``bad_signature``, ``wrong_device``, ``expired``, ``replayed``.
+
+It implements command rule 2: a command carrying ``"rule": 2`` runs only until its
+``expires_at`` (the bridge's clock is the gateway's), never in the 30 s clock-skew allowance
+past it, so a lock command that waited on a busy bus past the gateway's 504 is refused.
 """
 
 from __future__ import annotations
@@ -13,6 +17,13 @@ from typing import Any
 
 CLOCK_SKEW_MS = 30_000
 TAMPER = frozenset(("bad_signature", "replayed"))
+
+
+def late_allowance_ms(cmd: dict[str, Any]) -> int:
+    """How long after ``expires_at`` the command may still run: none under command rule 2
+    (``"rule"`` an integer >= 2), the clock-skew allowance for commands without it."""
+    rule = cmd.get("rule")
+    return 0 if type(rule) is int and rule >= 2 else CLOCK_SKEW_MS
 
 
 def canonical(obj: Any) -> bytes:
@@ -52,11 +63,12 @@ class CommandGuard:
         issued, expires = cmd.get("issued_at"), cmd.get("expires_at")
         if not (type(issued) is int and type(expires) is int):
             return "expired"
-        if issued < self.boot_ms or not issued - CLOCK_SKEW_MS <= now_ms <= expires + CLOCK_SKEW_MS:
+        late = late_allowance_ms(cmd)
+        if issued < self.boot_ms or not issued - CLOCK_SKEW_MS <= now_ms <= expires + late:
             return "expired"
         cmd_id = cmd.get("id")
         self._seen = {k: v for k, v in self._seen.items() if v >= now_ms}
         if not isinstance(cmd_id, str) or not cmd_id or cmd_id in self._seen:
             return "replayed"
-        self._seen[cmd_id] = expires + CLOCK_SKEW_MS
+        self._seen[cmd_id] = expires + late
         return None

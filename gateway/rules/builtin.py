@@ -69,6 +69,13 @@ DEFAULTS: tuple[Rule, ...] = (
         "critical",
         auto_clear_s=HOUR,
     ),
+    _r(
+        "command_late_ok",
+        "Device executed a command after the gateway answered it had not",
+        ("access", "parking", "locker"),
+        "critical",
+        auto_clear_s=HOUR,
+    ),
     # liveness
     _r(
         "device_offline",

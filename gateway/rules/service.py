@@ -16,7 +16,7 @@ from gateway.clock import Clock, SystemClock
 from gateway.config import Registry, Settings
 from gateway.rules.builtin import build_rules
 from gateway.rules.engine import DeviceInfo, Engine
-from gateway.store.journal import Accepted, Store
+from gateway.store.journal import Accepted, DeviceState, Store
 from gateway.tickets import TicketBook
 from gateway.webhooks.delivery import Deliverer
 from gateway.webhooks.outbox import Outbox
@@ -134,6 +134,18 @@ class Alerting:
                 self.engine.clear_now(device, "webhook_failing", now, "endpoint delivering")
 
         return on_failing
+
+    def command_late_ok(self, device: DeviceState, details: dict[str, Any]) -> None:
+        """A device executed a command after the gateway answered that it had not (the
+        command service's late listener): the ``command_late_ok`` alert. Raised here, not from
+        the journal: the fact is the gateway's (its answer against the device's ack), and the
+        ack that reveals it is journaled already."""
+        now = self.clock.now_ms()
+
+        def raise_alert() -> None:
+            self.engine.fault(device.device, "command_late_ok", details, now)
+
+        self.engine.external(raise_alert)
 
     def on_commit(self, accepted: Sequence[Accepted]) -> None:
         self.engine.on_commit(accepted)

@@ -276,3 +276,36 @@ async def test_jammed_lock_is_not_acked_ok_and_left_open_is_reported() -> None:
     events = [b for t, b in out if t.endswith("/event")]
     assert {"compartment_jammed", "compartment_left_open"} <= {e["event"] for e in events}
     assert next(e for e in events if e["event"] == "compartment_left_open")["compartment"] == 7
+
+
+async def test_a_lock_command_that_waited_past_expires_at_is_refused_not_sent() -> None:
+    """Command rule 2 on the bridge: verified on arrival, then the bus is busy until just
+    after expires_at (the gateway has answered 504 by then): the lock stays shut."""
+    board = LockBoard(board=0)
+    cfg = [{"id": "lk-1", "address": "0", "model": "kerong-cu16", "secret": SECRET}]
+    fb, link, out = make(cfg, [board], protocol="kerong-lock-board")
+    s = fb.schedulers[0]
+    now = int(time.time() * 1000)
+    clock = [now]
+    s.now_ms = lambda: clock[0]
+    c = signed(
+        {
+            "id": "k-late",
+            "device": "lk-1",
+            "action": "open_compartment",
+            "args": {"compartment": 3},
+            "issued_at": now,
+            "expires_at": now + 5000,
+            "rule": 2,
+        },
+        SECRET,
+    )
+    await s.lockers.submit("lk-1", orjson.dumps(c), time.monotonic())  # verified, queued
+    clock[0] = now + 5001
+    await fb.start()
+    await until(lambda: any(t.endswith("lk-1/ack") for t, _ in out))
+    await fb.stop()
+    (ack,) = [b for t, b in out if t.endswith("lk-1/ack")]
+    assert (ack["id"], ack["ok"], ack["error"]) == ("k-late", False, "expired")
+    assert board.locked[2] is True
+    assert bytes.fromhex("02 04 31 03 3a") not in link.wire  # no unlock frame at all

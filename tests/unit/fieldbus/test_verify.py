@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from firmware_stubs.signing import signed, verify
-from gateway.fieldbus.verify import CommandGuard
+from gateway.fieldbus.verify import CommandGuard, late_allowance_ms
 
 SECRET = "0f" * 16
 NOW = 1_800_000_000_000
@@ -50,3 +50,16 @@ def test_replay_refused_and_forgotten_after_expiry() -> None:
     assert guard.check(c, NOW + 1) == "replayed"
     later = cmd(id="c-2", issued_at=NOW + 100_000, expires_at=NOW + 110_000)
     assert guard.check(later, NOW + 100_000) is None
+
+
+def test_rule_2_commands_run_only_until_expires_at_like_on_a_device() -> None:
+    # the bridge is the lockers' firmware: the same verdicts as a rule 2 device, at every
+    # instant around expires_at, with and without the command's "rule"
+    for c in (cmd(rule=2), cmd()):
+        for now in (NOW, NOW + 10_000, NOW + 10_001, NOW + 40_000, NOW + 40_001):
+            guard = CommandGuard("lk-1", SECRET, NOW - 60_000)
+            device = verify(c, "lk-1", SECRET, now, NOW - 60_000, set())
+            assert guard.check(c, now) == device, (c.get("rule"), now)
+    assert CommandGuard("lk-1", SECRET, NOW - 1).check(cmd(rule=2), NOW + 10_001) == "expired"
+    assert late_allowance_ms(cmd(rule=2)) == 0
+    assert late_allowance_ms(cmd()) == late_allowance_ms(cmd(rule="2")) == 30_000

@@ -61,7 +61,11 @@ def test_registry_parses_and_matches_the_devices(tmp_path: Path) -> None:
     assert set(devices) == set(c.devices)
     for device_id, entry in devices.items():
         device = c.devices[device_id]
-        assert set(entry) == {"id", "community", "class", "building", "secret", "expect_every_s"}
+        keys = {"id", "community", "class", "building", "secret", "expect_every_s"}
+        if device.command_handlers:  # doors, barriers, lockers: stubs of command rule 2
+            assert entry["command_rule"] == 2
+            keys.add("command_rule")
+        assert set(entry) == keys
         assert entry["community"] == "c9"
         assert entry["class"] == device.device_class
         assert entry["building"] == device.building

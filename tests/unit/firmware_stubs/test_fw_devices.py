@@ -53,8 +53,9 @@ def make(cls: type, device_id: str, **kwargs: Any) -> tuple[Any, Recorder, Clock
     return device, recorder, clock
 
 
-def cmd(device: str, action: str, args: dict[str, Any], cmd_id: str = "c-1") -> bytes:
+def cmd(device: str, action: str, args: dict[str, Any], cmd_id: str = "c-1", **extra: Any) -> bytes:
     body = {
+        **extra,
         "id": cmd_id,
         "device": device,
         "action": action,
@@ -101,6 +102,22 @@ def test_ids_are_forgotten_once_expired() -> None:
     clock.now = NOW + 10_000 + 30_001
     assert door.handle_command(raw) == "expired"
     assert door._seen_ids == {}
+
+
+def test_a_rule_2_command_that_arrives_after_expiry_is_refused_and_opens_nothing() -> None:
+    # the command waited (a stalled process, a full socket) until just past its expires_at
+    door, rec, clock = make(DoorController, "gate-north")
+    clock.now = NOW + 10_001
+    assert door.handle_command(cmd("gate-north", "unlock", {}, rule=2)) == "expired"
+    assert rec.of("ack") == [{"id": "c-1", "ok": False, "error": "expired", "ts": NOW + 10_001}]
+    assert not door.door_open and rec.of("event") == []
+
+
+def test_firmware_before_rule_2_still_opens_within_the_skew_after_expiry() -> None:
+    door, rec, clock = make(DoorController, "gate-north", command_rule=1)
+    clock.now = NOW + 10_001
+    assert door.handle_command(cmd("gate-north", "unlock", {}, rule=2)) is None
+    assert door.door_open and rec.of("ack")[0]["ok"] is True
 
 
 def test_bad_signature_raises_tamper_and_garbage_is_a_bad_signature() -> None:

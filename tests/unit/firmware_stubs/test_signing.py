@@ -147,6 +147,43 @@ def test_validity_window_with_skew(now: int, expected: str | None) -> None:
     assert check(command(), now=now) == expected
 
 
+@pytest.mark.parametrize(
+    ("now", "expected"),
+    [
+        (ISSUED, None),
+        (EXPIRES, None),
+        (EXPIRES + 1, signing.EXPIRED),  # rule 2: nothing past expires_at, whatever the skew
+        (EXPIRES + 30_000, signing.EXPIRED),
+        (ISSUED - 30_000, None),  # the skew allowance stays on the issue side
+        (ISSUED - 30_001, signing.EXPIRED),
+    ],
+)
+def test_rule_2_window_ends_at_expires_at(now: int, expected: str | None) -> None:
+    assert check(command(rule=2), now=now) == expected
+
+
+def test_rule_1_firmware_ignores_the_field_and_keeps_the_skew_after_expiry() -> None:
+    late = EXPIRES + 30_000
+    assert verify(command(rule=2), DEVICE, SECRET, late, BOOT, frozenset(), implements=1) is None
+    assert verify(command(rule=2), DEVICE, SECRET, late + 1, BOOT, frozenset(), implements=1) == (
+        signing.EXPIRED
+    )
+
+
+@pytest.mark.parametrize("v", [None, 1, "2", True, 2.0])
+def test_only_an_integer_rule_of_2_or_more_selects_rule_2(v: Any) -> None:
+    cmd = command() if v is None else command(rule=v)
+    assert signing.rule_of(cmd) == 1
+    assert check(cmd, now=EXPIRES + 30_000) is None
+    assert signing.rule_of(command(rule=3)) == 2
+
+
+def test_v_is_covered_by_the_signature() -> None:
+    cmd = command(rule=2)
+    downgraded = {**cmd, "rule": 1}  # an attacker buying the 30 s back
+    assert check(downgraded, now=EXPIRES + 1) == signing.BAD_SIGNATURE
+
+
 def test_issued_before_boot_is_refused_even_within_validity() -> None:
     cmd = command(issued_at=BOOT - 1, expires_at=BOOT + 60_000)
     assert verify(cmd, DEVICE, SECRET, BOOT + 1_000, BOOT, frozenset()) == signing.EXPIRED
@@ -201,6 +238,9 @@ def test_verify_is_pure() -> None:
 
 def test_ids_are_remembered_until_the_last_acceptable_instant() -> None:
     assert signing.remember_until_ms(command()) == EXPIRES + signing.CLOCK_SKEW_MS
+    assert signing.remember_until_ms(command(rule=2)) == EXPIRES
+    old_firmware = signing.remember_until_ms(command(rule=2), implements=1)
+    assert old_firmware == EXPIRES + signing.CLOCK_SKEW_MS
 
 
 def test_a_bad_secret_refuses_everything() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import time
 from contextlib import closing
 from typing import Any
 
@@ -17,7 +18,7 @@ from gateway import audit as A
 from gateway.audit import AuditLog
 from gateway.auth import Principal
 from gateway.command_signing import build_signed, canonical_json, sign
-from gateway.commands import CommandService, TokenBuckets
+from gateway.commands import CommandService, TokenBuckets, may_execute_until
 from gateway.config import CommandSettings, RegistryDevice
 from gateway.mqtt.errors import NotConnected
 from gateway.store.journal import Accepted, DeviceState
@@ -446,3 +447,150 @@ def test_ids_continue_after_a_restart(tmp_path):
     assert again.record(**row, action="unlock", outcome=A.OK) == ids[-1] + 1 == 4
     assert [r["id"] for r in again.query().items] == [4, 3, 2, 1]
     again.close()
+
+
+# -- after a timeout: what the device may still do, and what it did ------------------------------
+
+
+async def test_a_timeout_is_answered_no_earlier_than_expires_at(world):
+    """The wait is measured from the command's issue, not from the request: an attempt slow
+    to reach the signing (a busy loop) must not answer before the command expired."""
+    service, broker, log = world
+    broker.reply = None
+
+    class SlowBroker:
+        publish = broker.publish
+
+        @property
+        def connected(self) -> bool:
+            time.sleep(0.3)  # the loop is busy between the request and the signing
+            return broker.connected
+
+    slow = CommandService(
+        CommandSettings(timeout_s=1.5, validity_s=1.5),
+        prefix="community",
+        devices=service.devices,
+        registry=service.registry,
+        audit=log,
+        publisher=SlowBroker(),
+    )
+    result = await slow.execute(PLATFORM, "gate-north", "unlock", {"seconds": 3})
+    answered_ms = time.time_ns() // 1_000_000
+    assert result.outcome == A.TIMEOUT
+    (sent,) = broker.published
+    assert answered_ms >= sent["cmd"]["expires_at"], answered_ms - sent["cmd"]["expires_at"]
+
+
+async def test_every_command_says_rule_2_and_the_timeout_says_what_may_still_happen(world):
+    service, broker, _ = world
+    broker.reply = None
+    result = await service.execute(PLATFORM, "gate-north", "unlock", {"seconds": 3})
+    (sent,) = broker.published
+    assert sent["cmd"]["rule"] == 2
+    expires = sent["cmd"]["expires_at"]
+    # registered without command_rule: firmware of rule 1, 30 s past expires_at by a clock
+    # that may itself run 30 s behind
+    assert (result.outcome, result.expires_at_ms, result.command_rule) == (A.TIMEOUT, expires, 1)
+    assert result.may_execute_until_ms == expires + 60_000
+    assert may_execute_until(expires, 2) == expires + 30_000
+    # refusals and confirmed answers say nothing of the kind
+    broker.reply = {"ok": False, "error": "busy"}
+    refused = await service.execute(PLATFORM, "gate-north", "unlock", {"seconds": 3})
+    assert refused.outcome == A.REFUSED and refused.may_execute_until_ms is None
+    broker.reply = {"ok": True}
+    ok = await service.execute(PLATFORM, "gate-north", "unlock", {"seconds": 3})
+    assert ok.outcome == A.OK and ok.may_execute_until_ms is None
+
+
+async def test_a_late_ok_turns_the_timeout_into_late_ok_with_a_security_row_and_an_alert(world):
+    service, broker, log = world
+    heard: list[tuple[str, dict[str, Any]]] = []
+    service.late_listeners.append(lambda st, details: heard.append((st.device, details)))
+    broker.reply = None
+    result = await service.execute(PLATFORM, "gate-north", "unlock", {"seconds": 3})
+    assert result.outcome == A.TIMEOUT
+    st = service.devices["gate-north"]
+    acked_at = result.expires_at_ms + 9_000
+    late = ack(st, {"id": result.command_id, "ok": True})
+    service.on_commit([Accepted(late.device, late.message, acked_at)])
+    await log.flushed()
+    rows = {r["outcome"]: r for r in log.query(device="gate-north").items}
+    assert set(rows) == {A.LATE_OK, A.SECURITY}
+    row = rows[A.LATE_OK]
+    assert row["command_id"] == result.command_id and row["latency_ms"] == result.latency_ms
+    assert row["reason"].startswith("no ack from the device in time; the device executed it")
+    assert "+9.0 s" in row["reason"]
+    security = rows[A.SECURITY]
+    assert (security["reason"], security["command_id"]) == (A.LATE_OK, result.command_id)
+    assert heard == [
+        (
+            "gate-north",
+            {
+                "command_id": result.command_id,
+                "action": "unlock",
+                "answered": A.TIMEOUT,
+                "expires_at": result.expires_at_ms,
+                "acked_at": acked_at,
+                "audit_id": row["id"],
+            },
+        )
+    ]
+    assert 'courtyard_security_events_total{reason="late_ok"} 1' in "\n".join(service.metrics())
+    # the same ack again (a redelivery) changes nothing more
+    service.on_commit([late])
+    assert len(heard) == 1 and len(log.query(device="gate-north").items) == 2
+
+
+async def test_a_late_refusal_of_our_own_command_is_noted_not_a_security_event(world):
+    service, broker, log = world
+    broker.reply = None
+    result = await service.execute(PLATFORM, "gate-north", "unlock", {"seconds": 3})
+    st = service.devices["gate-north"]
+    service.on_commit([ack(st, {"id": result.command_id, "ok": False, "error": "expired"})])
+    await log.flushed()
+    (row,) = log.query(device="gate-north").items
+    assert row["outcome"] == A.TIMEOUT
+    assert "the device refused it later (expired" in row["reason"]
+    assert service.security_events == {}
+
+
+async def test_a_late_ack_from_another_device_amends_nothing(world):
+    service, broker, log = world
+    broker.reply = None
+    result = await service.execute(PLATFORM, "gate-north", "unlock", {"seconds": 3})
+    other = service.devices["b3-entrance"]
+    service.on_commit([ack(other, {"id": result.command_id, "ok": True})])
+    await log.flushed()
+    (row,) = log.query(device="gate-north").items
+    assert row["outcome"] == A.TIMEOUT
+    # the right device's ack still counts afterwards
+    st = service.devices["gate-north"]
+    service.on_commit([ack(st, {"id": result.command_id, "ok": True})])
+    await log.flushed()
+    assert log.query(device="gate-north", outcome=A.LATE_OK).items
+
+
+async def test_a_registered_rule_2_device_may_execute_only_while_its_clock_lags(world, tmp_path):
+    service, broker, log = world
+    registry = dict(service.registry)
+    registry["gate-north"] = RegistryDevice.model_validate(
+        {
+            "id": "gate-north",
+            "community": "c1",
+            "class": "access",
+            "secret": SECRET,
+            "command_rule": 2,
+        }
+    )
+    broker.reply = None
+    v2 = CommandService(
+        CommandSettings(timeout_s=1, validity_s=1),
+        prefix="community",
+        devices=service.devices,
+        registry=registry,
+        audit=log,
+        publisher=broker,
+    )
+    result = await v2.execute(PLATFORM, "gate-north", "unlock", {"seconds": 3})
+    assert result.command_rule == 2
+    assert result.may_execute_until_ms == result.expires_at_ms + 30_000

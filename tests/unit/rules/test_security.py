@@ -105,3 +105,20 @@ def test_one_shot_faults_clear_after_a_quiet_hour(h):
     assert h.alerting.alerts.get("gate-north", "tamper") is not None
     h.advance(2)
     assert h.alerting.alerts.get("gate-north", "tamper") is None
+
+
+def test_a_command_executed_after_the_answer_raises_a_critical_alert_that_clears_alone(h):
+    st = h.store.devices["gate-north"]
+    details = {"command_id": "c-late", "action": "unlock", "answered": "timeout"}
+    h.alerting.command_late_ok(st, details)
+    (raised,) = h.notices("alert.raised")
+    data = raised["data"]
+    assert (data["rule"], data["severity"], data["device"]) == (
+        "command_late_ok",
+        "critical",
+        "gate-north",
+    )
+    assert h.alerting.alerts.get("gate-north", "command_late_ok").details == details
+    assert h.notices("ticket.opened") == []
+    h.advance(3601)  # an hour without a repeat
+    assert [n["data"]["rule"] for n in h.notices("alert.cleared")] == ["command_late_ok"]
