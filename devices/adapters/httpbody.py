@@ -17,7 +17,7 @@ import email
 import email.message
 import math
 from base64 import b64decode
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -44,7 +44,7 @@ MAX_TEXT = 256
 REASONS = (
     *("too_large", "empty", "bad_option", "bad_content_type", "bad_multipart"),
     *("too_many_parts", "no_document", "two_documents", "not_json", "not_xml"),
-    *("xml_forbidden", "too_deep", "not_object", "bad_picture"),
+    *("xml_forbidden", "too_deep", "not_object"),
 )
 """Every reason code the helpers of this module may raise."""
 
@@ -305,15 +305,25 @@ def lane_option(options: Options) -> int | str | None:
     return int(lane) if lane.isascii() and lane.isdigit() else lane
 
 
-def base64_picture(value: Any, name: str) -> Picture | None:
-    """A base64 image carried inside a JSON body (Vzenith, 2N): ``None`` when absent or
-    empty, ``Rejected("bad_picture")`` when it is not base64."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    try:
-        data = b64decode(value.strip(), validate=False)
-    except (binascii.Error, ValueError):
-        raise Rejected("bad_picture", f"{name}: not base64") from None
-    if not data:
-        return None
-    return Picture(_magic(data) or "application/octet-stream", data, name)
+def base64_pictures(
+    fields: Mapping[str, Any], table: tuple[tuple[str, str], ...]
+) -> tuple[tuple[Picture, ...], tuple[str, ...]]:
+    """The base64 images of a JSON body (Vzenith, 2N): ``table`` pairs each field with the
+    name its picture gets. Returns the pictures and the fields that were not base64: a
+    broken picture does not cost the plate read it came with (the adapter names the
+    fields in the event instead), and empty or absent fields are no picture."""
+    pictures: list[Picture] = []
+    broken: list[str] = []
+    for key, name in table:
+        value = fields.get(key)
+        if not isinstance(value, str) or not value.strip():
+            continue
+        try:
+            # line breaks are allowed (some encoders wrap at 76 characters), nothing else
+            data = b64decode("".join(value.split()), validate=True)
+        except (binascii.Error, ValueError):
+            broken.append(key)
+            continue
+        if data:
+            pictures.append(Picture(_magic(data) or "application/octet-stream", data, name))
+    return tuple(pictures), tuple(broken)

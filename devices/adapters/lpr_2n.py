@@ -20,9 +20,9 @@ from typing import Any
 
 import orjson
 
-from devices.adapters.base import Adapted, AdaptedMessage, Adapter, Options, Picture
+from devices.adapters.base import Adapted, AdaptedMessage, Adapter, Options
 from devices.adapters.httpbody import (
-    base64_picture,
+    base64_pictures,
     integer,
     lane_option,
     load_json,
@@ -40,6 +40,7 @@ EVENTS: Mapping[int, str] = {0: "vehicle_entered", 1: "vehicle_exited"}
 """``accessPoint`` to the event."""
 DIRECTIONS: Mapping[int, str] = {0: "unknown", 1: "undefined", 2: "in", 3: "out"}
 """``lprDir`` codes."""
+PICTURES: tuple[tuple[str, str], ...] = (("plateImage", "plateImage.jpg"),)
 NO_PLATE = frozenset(("", "unknown"))
 
 
@@ -63,11 +64,11 @@ def decode(content_type: str, body: bytes, options: Options) -> Adapted:
         attrs["event_id"] = event_id
     if (read_id := integer(document.get("lprID"))) is not None:
         attrs["read_id"] = read_id
-    pictures: list[Picture] = list(split.pictures)
-    if (picture := base64_picture(document.get("plateImage"), "plateImage.jpg")) is not None:
-        pictures.append(picture)
+    pictures, broken = base64_pictures(document, PICTURES)
+    if broken:
+        attrs["bad_pictures"] = list(broken)
     message = AdaptedMessage("event", event=EVENTS[access_point], attrs=attrs)
-    return Adapted(NAME, "", "parking", (message,), pictures=tuple(pictures))
+    return Adapted(NAME, "", "parking", (message,), pictures=split.pictures + pictures)
 
 
 def reply(_adapted: Adapted) -> tuple[str, bytes]:

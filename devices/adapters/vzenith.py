@@ -23,9 +23,9 @@ from typing import Any
 
 import orjson
 
-from devices.adapters.base import Adapted, AdaptedMessage, Adapter, Options, Picture
+from devices.adapters.base import Adapted, AdaptedMessage, Adapter, Options
 from devices.adapters.httpbody import (
-    base64_picture,
+    base64_pictures,
     integer,
     lane_option,
     load_json,
@@ -113,19 +113,19 @@ def decode(content_type: str, body: bytes, options: Options) -> Adapted:
     if not isinstance(result, dict):
         raise Rejected("not_plate_event", "no result.PlateResult object")
     plate_id = integer(result.get("plateid"))
+    attrs = _attrs(result, options)
+    pictures, broken = base64_pictures(result, PICTURES)
+    if broken:
+        attrs["bad_pictures"] = list(broken)
     message = AdaptedMessage(
         "event",
         event=EVENTS[role],
-        attrs=_attrs(result, options),
+        attrs=attrs,
         ts_ms=_ts_ms(result),
         seq=plate_id if plate_id is not None and plate_id >= 0 else None,
     )
-    pictures: list[Picture] = list(split.pictures)
-    for key, name in PICTURES:
-        if (picture := base64_picture(result.get(key), name)) is not None:
-            pictures.append(picture)
     return Adapted(
-        NAME, identity, "parking", (message,), identity=identity, pictures=tuple(pictures)
+        NAME, identity, "parking", (message,), identity=identity, pictures=split.pictures + pictures
     )
 
 
