@@ -9,7 +9,7 @@ controller's ``serialNo`` becomes the message's ``seq`` (de-duplication and gap 
 its ``macAddress`` the identity the body claims, ``dateTime`` the event time.
 
 A code pair that :data:`CODES` does not name becomes the event ``other`` with its ``major``
-and ``minor`` and the fields the controller sent: nothing a controller says is dropped or
+and ``minor`` beside the usual attributes: nothing a controller says is dropped or
 dead-lettered for being new to us, and its serial number still reaches the gap detector
 (an ignored event would leave a hole that the gap filling would fetch again and again).
 
@@ -139,8 +139,6 @@ def _attrs(fields: Mapping[str, Any], code: Code, options: Options) -> dict[str,
     for key, name in _STRING_ATTRS:
         if value := text(fields.get(key)):
             attrs[name] = value
-    if "person" not in attrs and (employee := integer(fields.get("employeeNo"))) is not None:
-        attrs["person"] = str(employee)  # older firmware: a number, not employeeNoString
     if "person" not in attrs and "person_name" in attrs:
         attrs["person"] = attrs["person_name"]
     for key, name in _INT_ATTRS:

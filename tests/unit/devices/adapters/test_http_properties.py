@@ -43,7 +43,7 @@ KEYS = st.one_of(
         [
             # hikvision
             *("macAddress", "dateTime", "eventType", "AccessControllerEvent", "majorEventType"),
-            *("subEventType", "serialNo", "cardNo", "employeeNoString", "employeeNo", "name"),
+            *("subEventType", "serialNo", "cardNo", "employeeNoString", "name", "userType"),
             *("doorNo", "cardReaderNo", "cardType", "AcsEvent", "InfoList", "major", "minor"),
             # vzenith
             *("AlarmInfoPlate", "serialno", "result", "PlateResult", "license", "colorType"),
