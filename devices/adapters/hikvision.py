@@ -108,7 +108,7 @@ CODES: Mapping[tuple[int, int], Code] = {
     (ALARM, 0x404): Code("tamper", {"part": "controller"}),  # HOST_DESMANTLE_ALARM
     (ALARM, 0x406): Code("tamper", {"part": "card_reader"}),  # CARD_READER_DESMANTLE_ALARM
     (ALARM, 0x408): Code("tamper", {"part": "case"}),  # CASE_SENSOR_ALARM
-    (ALARM, 0x40A): Code("duress"),  # STRESS_ALARM (a duress card or fingerprint was used)
+    (ALARM, 0x40A): Code("duress"),  # STRESS_ALARM
 }
 """(major, minor) to the contract's event. A remote open is ``door_unlocked`` with method
 ``remote``: what the controller reports is the lock released on command; the door's own
@@ -144,7 +144,8 @@ def _attrs(fields: Mapping[str, Any], code: Code, options: Options) -> dict[str,
     for key, name in _INT_ATTRS:
         if (number_value := integer(fields.get(key))) is not None:
             attrs[name] = number_value
-    if code.event == "door_held_open" and (seconds := number(options.get("held_open_seconds"))):
+    seconds = number(options.get("held_open_seconds"))
+    if code.event == "door_held_open" and seconds is not None and seconds > 0:
         # the controller says "held open too long", not how long: the configured threshold
         attrs["seconds"] = seconds
     return attrs

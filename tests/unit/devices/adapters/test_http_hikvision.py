@@ -103,6 +103,9 @@ def test_held_open_seconds_come_from_the_configured_threshold() -> None:
     assert "seconds" not in only_event(push(p.HIK_DOOR_HELD))["attrs"]
     got = only_event(push(p.HIK_DOOR_HELD, {"held_open_seconds": "30"}))
     assert got["attrs"]["seconds"] == 30
+    for nonsense in ("-5", "0", "soon"):
+        held = only_event(push(p.HIK_DOOR_HELD, {"held_open_seconds": nonsense}))
+        assert "seconds" not in held["attrs"]
 
 
 def test_multipart_push_keeps_the_face_picture() -> None:
