@@ -162,7 +162,7 @@ def _split_multipart(content_type: str, body: bytes) -> Body:
             continue
         kind = _declared(media) or _sniff(data)
         if kind is None:
-            continue  # a form field beside the event (some firmware adds one): not an event
+            continue  # a plain form field beside the event is not the event
         if document is not None:
             raise Rejected("two_documents", "more than one JSON or XML part")
         document = (kind, data)
