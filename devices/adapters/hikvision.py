@@ -202,6 +202,23 @@ MAX_RESULTS = 30
 """Page size public clients use; controllers answer at most about this many per page."""
 
 
+MAX_GAP = 3000
+"""Most serial numbers one gap asks the controller for (100 pages of 30): a larger jump is a
+controller that was away for long or was replaced; its latest events are the ones wanted."""
+
+
+def serial_gap(
+    last_seen: int | None, serial: int, max_gap: int = MAX_GAP
+) -> tuple[int, int] | None:
+    """The serial numbers (first, last) missing between the last one stored and a pushed one,
+    or ``None`` when there is no gap: nothing stored yet, the next serial, a repeat, or a
+    smaller serial (a reset controller counts afresh: the caller starts from it). A gap
+    wider than ``max_gap`` is cut to its latest ``max_gap`` serials."""
+    if last_seen is None or serial <= last_seen + 1:
+        return None
+    return max(last_seen + 1, serial - max_gap), serial - 1
+
+
 def _isapi_time(moment: datetime) -> str:
     if moment.tzinfo is None:
         raise ValueError("an ISAPI search time needs an offset (the controller's zone)")

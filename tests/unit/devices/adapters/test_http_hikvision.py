@@ -207,6 +207,15 @@ def test_search_answer_last_page_and_bad_answers() -> None:
         assert exc.value.reason == "bad_search_response"
 
 
+def test_serial_gap() -> None:
+    assert hikvision.serial_gap(None, 261) is None
+    assert hikvision.serial_gap(257, 258) is None
+    assert hikvision.serial_gap(257, 257) is None
+    assert hikvision.serial_gap(257, 12) is None  # reset controller
+    assert hikvision.serial_gap(257, 261) == (258, 260)
+    assert hikvision.serial_gap(257, 10_000, max_gap=100) == (9_900, 9_999)
+
+
 def test_search_request_for_a_serial_gap_and_a_time_range() -> None:
     zone = timezone(timedelta(hours=8))
     path, content_type, body = hikvision.search_request(
