@@ -1,50 +1,27 @@
-"""One typed settings object, read from a TOML file and ``COURTYARD_<SECTION>_<KEY>`` variables.
-
-Everything is validated at start-up; an invalid value stops the gateway with the key, the value
-and what was expected (:class:`ConfigError`). Relative paths in a file resolve against the
-file's own folder. The community file (the registry) is read here too.
-"""
+"""The gateway's settings: one typed object, read from a TOML file and
+``COURTYARD_<SECTION>_<KEY>`` variables. Relative paths in a file resolve against the file's
+own folder."""
 
 from __future__ import annotations
 
 import os
-import re
-import sys
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
-    PrivateAttr,
-    StringConstraints,
-    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
 )
-from pydantic.dataclasses import dataclass as pydantic_dataclass
 
+from gateway.config.base import ENV_PREFIX, ConfigError, Ident, Section, format_error
 from gateway.fieldbus.settings import SerialBus, check_unique, resolve_map_files
 
-ENV_PREFIX = "COURTYARD_"
-ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
-Ident = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
-DeviceClass = Literal["access", "parking", "meter", "locker"]
 
-
-class ConfigError(Exception):
-    """A configuration problem, phrased for the operator: which key, which value, what to do."""
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class MqttSettings(_Section):
+class MqttSettings(Section):
     url: str | None = None  # None: the gateway starts its own Mosquitto
     client_id: str = "courtyard"
     username: str = ""
@@ -78,7 +55,7 @@ class MqttSettings(_Section):
         return (self.url or "").startswith("mqtts://")
 
 
-class StoreSettings(_Section):
+class StoreSettings(Section):
     path: str = "courtyard.db"
     retention_days: float = Field(default=90, gt=0)
     commit_interval_ms: float = Field(default=5, ge=0, le=1000)
@@ -87,7 +64,7 @@ class StoreSettings(_Section):
     max_payload_bytes: int = Field(default=65536, ge=256, le=16 * 1024 * 1024)
 
 
-class InfluxSection(_Section):
+class InfluxSection(Section):
     url: str = "http://127.0.0.1:8086"
     api: Literal["v1", "v2"] = "v2"
     token: str = Field(default="", repr=False)
@@ -118,7 +95,7 @@ class InfluxSection(_Section):
         return self
 
 
-class ApiSettings(_Section):
+class ApiSettings(Section):
     listen: str = "127.0.0.1:8080"
 
     @field_validator("listen")
@@ -135,7 +112,7 @@ class ApiSettings(_Section):
         return host.strip("[]"), int(port)
 
 
-class PlatformKey(_Section):
+class PlatformKey(Section):
     key: str = Field(min_length=16, repr=False)
     communities: list[Ident] | None = None  # None: every community
 
@@ -143,7 +120,7 @@ class PlatformKey(_Section):
 JwtAlgorithm = Literal["HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "EdDSA"]
 
 
-class AuthSettings(_Section):
+class AuthSettings(Section):
     jwt_secret: str = Field(default="", repr=False)
     jwt_public_key_file: str = ""
     # fixed by configuration, never taken from a token; empty: HS256 with jwt_secret, else
@@ -172,7 +149,7 @@ class AuthSettings(_Section):
         return v
 
 
-class WebhookSettings(_Section):
+class WebhookSettings(Section):
     url: str
     secret: str = Field(repr=False)
     timeout_s: float = Field(default=10, gt=0, le=300)
@@ -194,11 +171,11 @@ class WebhookSettings(_Section):
         return v
 
 
-class CommunitySection(_Section):
+class CommunitySection(Section):
     file: str = ""
 
 
-class CommandSettings(_Section):
+class CommandSettings(Section):
     """Signed commands (door unlocks, barriers, lockers): deadlines and rate limits."""
 
     timeout_s: float = Field(default=5.0, gt=0, le=60)  # wait for the device's ack, then 504
@@ -218,7 +195,7 @@ class CommandSettings(_Section):
         return self
 
 
-class ConsoleOperator(_Section):
+class ConsoleOperator(Section):
     """A console account (``[[console.operators]]``): a name and a scrypt hash of its password
     (``python -m gateway.console.password``), optionally scoped to some communities."""
 
@@ -234,11 +211,11 @@ class ConsoleOperator(_Section):
         return check_format(v)
 
 
-class ConsoleSettings(_Section):
+class ConsoleSettings(Section):
     operators: list[ConsoleOperator] = []
 
 
-class Settings(_Section):
+class Settings(Section):
     mqtt: MqttSettings = MqttSettings()
     store: StoreSettings = StoreSettings()
     influxdb: InfluxSection | None = None
@@ -268,111 +245,6 @@ class Settings(_Section):
     def data_dir(self) -> Path:
         """Where the gateway keeps its own files (the embedded broker's config and data)."""
         return Path(self.store.path).resolve().parent
-
-
-# -- the community file ------------------------------------------------------------------------
-
-
-class Community(_Section):
-    id: Ident
-    name: str = ""
-
-
-class Building(_Section):
-    id: Ident
-    community: Ident
-    name: str = ""
-
-
-@pydantic_dataclass(
-    frozen=True, slots=True, config=ConfigDict(extra="forbid", populate_by_name=True)
-)
-class RegistryDevice:
-    """One registered device. A slots dataclass, not a model: a community file may list
-    100,000 devices, and a model instance costs about a kilobyte more than this."""
-
-    id: Ident
-    community: Ident
-    device_class: DeviceClass = Field(alias="class")
-    building: str = ""
-    secret: str = Field(default="", repr=False)
-    expect_every_s: float | None = Field(default=None, gt=0)
-    parent: str = ""
-    name: str = ""
-    # the command rule (CONTRACT.md section 3) the device's firmware implements: 2 never
-    # executes past expires_at; it only changes what a timed-out answer says may still happen
-    command_rule: int = Field(default=1, ge=1, le=2)
-
-    @field_validator("secret")
-    @classmethod
-    def _secret(cls, v: str) -> str:
-        if v and (not re.fullmatch(r"[0-9a-fA-F]{32,}", v) or len(v) % 2):
-            raise ValueError("expected a hex string of 32 or more digits (even length)")
-        return v
-
-    @field_validator("community", "device_class", "building", "parent")
-    @classmethod
-    def _shared(cls, v: str) -> str:
-        return sys.intern(v)  # thousands of devices share a few of these
-
-    @classmethod
-    def model_validate(cls, data: dict[str, Any]) -> RegistryDevice:
-        return _REGISTRY_DEVICE.validate_python(data)
-
-
-_REGISTRY_DEVICE: TypeAdapter[RegistryDevice] = TypeAdapter(RegistryDevice)
-
-
-class Registry(_Section):
-    communities: list[Community] = []
-    buildings: list[Building] = []
-    devices: list[RegistryDevice] = []
-    _by_id: dict[str, RegistryDevice] | None = PrivateAttr(default=None)
-
-    @model_validator(mode="after")
-    def _consistent(self) -> Registry:
-        communities = {c.id for c in self.communities}
-        buildings = {b.id for b in self.buildings}
-        seen: set[str] = set()
-        for i, d in enumerate(self.devices):
-            where = f"devices[{i}] ({d.id})"
-            if d.id in seen:
-                raise ValueError(f"{where}: duplicate device id")
-            seen.add(d.id)
-            if communities and d.community not in communities:
-                raise ValueError(f"{where}: community {d.community!r} is not in [[communities]]")
-            if d.building and d.building not in buildings:
-                raise ValueError(f"{where}: building {d.building!r} is not in [[buildings]]")
-        for b in self.buildings:
-            if communities and b.community not in communities:
-                raise ValueError(f"buildings ({b.id}): community {b.community!r} is unknown")
-        return self
-
-    def by_id(self) -> dict[str, RegistryDevice]:
-        """Devices by id (built once: the registry is immutable)."""
-        cached = self._by_id
-        if cached is None:
-            cached = self._by_id = {d.id: d for d in self.devices}
-        return cached
-
-
-# -- loading -----------------------------------------------------------------------------------
-
-
-def _format_error(err: ValidationError, source: str, data: dict[str, Any]) -> str:
-    lines = [f"invalid configuration in {source}:"]
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"] if p not in ("function-after",))
-        value = e.get("input")
-        if any(s in loc for s in ("password", "secret", "token", "key")):
-            shown = "<hidden>"
-        else:
-            shown = repr(value) if not isinstance(value, dict) else "a table"
-        msg = e["msg"].removeprefix("Value error, ")
-        if e["type"] == "extra_forbidden":
-            msg = "unknown key"
-        lines.append(f"  {loc or '(top)'} = {shown}: {msg}")
-    return "\n".join(lines)
 
 
 def _env_overrides(environ: dict[str, str]) -> dict[str, dict[str, Any]]:
@@ -434,7 +306,7 @@ def load_settings(
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format_error(exc, source, data)) from None
+        raise ConfigError(format_error(exc, source, data)) from None
     store = settings.store.model_copy(update={"path": _resolve(base, settings.store.path)})
     community = settings.community.model_copy(
         update={"file": _resolve(base, settings.community.file)}
@@ -461,20 +333,3 @@ def load_settings(
             "serial": serial,
         }
     )
-
-
-def load_registry(path: str | os.PathLike[str] | None) -> Registry:
-    """Read the community file; an absent path means an empty registry."""
-    if not path:
-        return Registry()
-    file = Path(path)
-    try:
-        data = tomllib.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"community file {file} does not exist") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"community file {file} is not valid TOML: {exc}") from exc
-    try:
-        return Registry.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(_format_error(exc, str(file), data)) from None
