@@ -52,7 +52,9 @@ def _release_startup_memory() -> None:
     gc.freeze()
 
 
-def new_ingest(settings: Settings, store: Store, acker: Acker) -> Ingest:
+def new_ingest(
+    settings: Settings, store: Store, acker: Acker, clock: Clock | None = None
+) -> Ingest:
     """The ingest as the configuration sets it up (also used by ``bench/ingest_cpu.py``)."""
     st = settings.store
     return Ingest(
@@ -63,6 +65,7 @@ def new_ingest(settings: Settings, store: Store, acker: Acker) -> Ingest:
         commit_max=st.commit_max_messages,
         telemetry_interval_s=st.telemetry_commit_interval_ms / 1000,
         max_payload_bytes=st.max_payload_bytes,
+        clock=clock,
     )
 
 
@@ -91,7 +94,7 @@ class Gateway:
             host, port = s.mqtt.host_port
             self.broker = OperatorBroker(s.mqtt.url, host, port)
         self.sink: Sink = build_sink(s.influxdb, s.store.path)
-        self.ingest: Ingest = new_ingest(s, self.store, self._ack)
+        self.ingest: Ingest = new_ingest(s, self.store, self._ack, self.clock)
         self.fieldbus = Fieldbus(s.serial, self._publish, s.mqtt.prefix)
         self.client = MqttClient(
             self.broker.host,
@@ -106,6 +109,9 @@ class Gateway:
             keepalive=s.mqtt.keepalive_s,
             session_expiry=s.mqtt.session_expiry_s,
             coalesce_s=s.mqtt.read_coalesce_ms / 1000,
+            sleep=self.clock.sleep,
+            clock_ms=self.now_ms,
+            call_later=self.clock.call_later,
         )
         self.authenticator = Authenticator(s.auth, [c.id for c in registry.communities])
         self.commands = CommandService(
