@@ -6,6 +6,20 @@ Pure like the profiles; see :mod:`devices.adapters.base` for what an adapter is.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from devices.adapters import zigbee2mqtt
 from devices.adapters.base import Adapted, AdaptedMessage, Adapter, Options, Picture
 
-__all__ = ["Adapted", "AdaptedMessage", "Adapter", "Options", "Picture"]
+ADAPTERS: Mapping[str, Adapter] = MappingProxyType(
+    {
+        a.name: a
+        for a in (
+            zigbee2mqtt.ADAPTER,
+        )
+    }
+)
+"""Every adapter by its name (CONTRACT.md section 7), one line each, sorted by name."""
+
+__all__ = ["ADAPTERS", "Adapted", "AdaptedMessage", "Adapter", "Options", "Picture"]
