@@ -9,13 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from devices.adapters import tasmota, zigbee2mqtt
+from devices.adapters import shelly, tasmota, zigbee2mqtt
 from devices.adapters.base import Adapted, AdaptedMessage, Adapter, Options, Picture
 
 ADAPTERS: Mapping[str, Adapter] = MappingProxyType(
     {
         a.name: a
         for a in (
+            shelly.ADAPTER,
             tasmota.ADAPTER,
             zigbee2mqtt.ADAPTER,
         )
