@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from devices.adapters import dahua_vto, lorawan, shelly, tasmota, zigbee2mqtt
+from devices.adapters import dahua_vto, lorawan, serial, shelly, tasmota, zigbee2mqtt
 from devices.adapters.base import Adapted, AdaptedMessage, Adapter, Options, Picture
 
 ADAPTERS: Mapping[str, Adapter] = MappingProxyType(
@@ -17,7 +17,11 @@ ADAPTERS: Mapping[str, Adapter] = MappingProxyType(
         a.name: a
         for a in (
             lorawan.CHIRPSTACK_ADAPTER,
+            serial.CJT188,
             dahua_vto.ADAPTER,
+            serial.DLT645,
+            serial.LOCKBOARD,
+            serial.MODBUS,
             shelly.ADAPTER,
             tasmota.ADAPTER,
             lorawan.TTS_ADAPTER,
