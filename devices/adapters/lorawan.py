@@ -213,7 +213,8 @@ def _radio(uplink: Uplink) -> Readings:
 
 
 def _codec(options: Options, hints: tuple[str, ...]) -> Codec | None:
-    name = options.get("codec", "")
+    # ``model`` too: what ``courtyard decode --model`` passes
+    name = options.get("codec") or options.get("model", "")
     if name:
         codec = CODECS.get(name)
         if codec is None:
