@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Mapping
-from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
 
@@ -252,7 +251,6 @@ HANDLERS: Mapping[tuple[str, str], Handler] = MappingProxyType(
 IGNORED = MappingProxyType({"tele": "tele_other", "stat": "stat_other", "cmnd": "command_other"})
 
 
-@lru_cache(maxsize=32)
 def _topic_re(full_topic: str) -> re.Pattern[str]:
     """The FullTopic template as a pattern: ``%prefix%`` and ``%topic%`` captured, the
     other substitutions (``%hostname%``, ``%id%``) one level each."""
@@ -270,11 +268,16 @@ def _topic_re(full_topic: str) -> re.Pattern[str]:
     return re.compile(out + r"(?P<suffix>[^/]+)")
 
 
+DEFAULT_TOPIC_RE = _topic_re(DEFAULT_FULL_TOPIC)
+"""Built once; another template is built per message (re keeps its own compiled cache)."""
+
+
 def decode(topic: str, payload: bytes, options: Options) -> Adapted:
     full_topic = options.get("full_topic", DEFAULT_FULL_TOPIC)
     if "%topic%" not in full_topic or "%prefix%" not in full_topic:
         raise Rejected("unknown_topic", "full_topic needs %prefix% and %topic%")
-    match = _topic_re(full_topic).fullmatch(topic)
+    pattern = DEFAULT_TOPIC_RE if full_topic == DEFAULT_FULL_TOPIC else _topic_re(full_topic)
+    match = pattern.fullmatch(topic)
     if match is None:
         raise Rejected("unknown_topic", topic[:120])
     prefix, source, suffix = match["prefix"], match["topic"], match["suffix"]

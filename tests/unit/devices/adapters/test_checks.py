@@ -109,14 +109,11 @@ def test_every_converter_of_every_table_names_vocabulary_readings(module: Module
     produced: set[str] = set()
     for table_name, table in tables:
         for key, convert in table.items():
-            for sample in SAMPLES:
-                try:
-                    for name, value in convert(sample, {key: sample, "power": 5}):
-                        produced.add(name)
-                        assert unit(name) is not None, (table_name, key, name)
-                        assert type(value) in (bool, int, float), (table_name, key, value)
-                except TypeError as exc:  # pragma: no cover - a converter must not fail
-                    raise AssertionError(f"{table_name}[{key!r}]({sample!r}): {exc}") from exc
+            for sample in SAMPLES:  # a converter meets any JSON value without failing
+                for name, value in convert(sample, {key: sample, "power": 5}):
+                    produced.add(name)
+                    assert unit(name) is not None, (table_name, key, name)
+                    assert type(value) in (bool, int, float), (table_name, key, value)
     assert produced & set(FIELDS), module.__name__
 
 

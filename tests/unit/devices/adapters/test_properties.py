@@ -93,7 +93,7 @@ def _check(adapter: str, topic: str, payload: bytes, options: dict[str, str]) ->
     assert isinstance(out, Adapted)
     assert out.adapter == adapter
     assert out.device_class in (*DEVICE_CLASSES, "")
-    assert bool(out.ignored) != bool(out.messages) or (not out.ignored and not out.messages)
+    assert bool(out.ignored) != bool(out.messages)  # ignored, or messages: never both, never none
     for message in out.messages:
         for value in message.readings.values():
             assert type(value) is bool or (type(value) in (int, float) and math.isfinite(value))
