@@ -36,10 +36,9 @@ CLASS = "meter"
 """Tasmota devices here are plugs and sub-meters: relays and energy (CONTRACT.md 7.3)."""
 
 
-def _numbers(value: Any) -> list[int | float] | None:
-    """A scalar or an array of numbers (or numeric strings); None if any is unreadable."""
-    items = value if type(value) is list else [value]
-    out = [number(v) for v in items[:16]]
+def _numbers(values: list[Any]) -> list[int | float] | None:
+    """An array of numbers (or numeric strings), one per channel; None if any is unreadable."""
+    out = [number(v) for v in values[:16]]
     if not out or any(n is None for n in out):
         return None
     return [n for n in out if n is not None]
@@ -51,11 +50,13 @@ def per_channel(name: str, *, total: bool = False) -> Converter:
     (``"Power":[12,0]`` -> ``power_w`` 12, ``power_l1_w`` 12, ``power_l2_w`` 0)."""
 
     def convert(value: Any, _obj: Mapping[str, Any]) -> Iterator[tuple[str, Value]]:
+        if type(value) is not list:  # the single-channel plug: most messages
+            n = number(value)
+            if n is not None:
+                yield name, n
+            return
         values = _numbers(value)
         if values is None:
-            return
-        if type(value) is not list:
-            yield name, values[0]
             return
         if total:
             yield name, round(sum(values), 6)
@@ -72,9 +73,14 @@ def summed(name: str) -> Converter:
     """A scalar, or the sum of an array (apparent and reactive power, today's energy)."""
 
     def convert(value: Any, _obj: Mapping[str, Any]) -> Iterator[tuple[str, Value]]:
+        if type(value) is not list:
+            n = number(value)
+            if n is not None:
+                yield name, n
+            return
         values = _numbers(value)
         if values is not None:
-            yield name, values[0] if type(value) is not list else round(sum(values), 6)
+            yield name, round(sum(values), 6)
 
     return convert
 
