@@ -34,8 +34,8 @@ def _hex(text: str) -> bytes:
 # Zigbee2MQTT
 
 Z2M: dict[str, Fixture] = {
-    # built from the MCCGQ11LM page's exposes (contact, battery %, voltage mV, linkquality);
-    # the values are those of CONTRACT.md 7.5's example
+    # built from the MCCGQ11LM page's exposes (contact, battery %, voltage mV, linkquality),
+    # with CONTRACT.md 7.5's example values but the door open ("contact": false)
     "contact": Fixture(
         "zigbee2mqtt",
         "zigbee2mqtt/0x00158e5202e6be17",
@@ -50,7 +50,8 @@ Z2M: dict[str, Fixture] = {
             }
         ),
     ),
-    # SJCGQ11LM from firmware of 2019 (Koenkk/zigbee2mqtt#663): battery as the string "80.00"
+    # built from the SJCGQ11LM exposes, with battery as the string "80.00" that firmware of
+    # 2019 sent (Koenkk/zigbee2mqtt#663)
     "leak": Fixture(
         "zigbee2mqtt",
         "zigbee2mqtt/Basement Leak",
@@ -385,7 +386,9 @@ LORAWAN: dict[str, Fixture] = {
             deviceInfo={**CHIRPSTACK_DEVICE, "deviceProfileName": "Nwave NPS405 parking"},
         ),
     ),
-    # helium/mappers#130 shape: a device profile with a codec gives `object`
+    # the docs' uplink on fPort 2 with the `object` a device-profile codec adds (the notes
+    # cite helium/mappers#130 for a real one); here the NPS405 yaml's heartbeat output for
+    # its bytes 00 D3 D8 00 59 0B
     "chirpstack_object": Fixture(
         "chirpstack",
         "application/17c82e96-be03-4f38-aef3-f83d48582d97/device/0101010101010101/event/up",
@@ -500,8 +503,8 @@ DAHUA: dict[str, Fixture] = {
                     "UTC": 1583173448,
                     "UserID": "",
                 },
-                "deviceType": "VTO2202F-P",
-                "serialNumber": "7H0A8B6PAJ00000",
+                "deviceType": "Device Model",
+                "serialNumber": "Device Serial Number",
             }
         ),
     ),
