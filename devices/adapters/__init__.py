@@ -11,6 +11,7 @@ from types import MappingProxyType
 
 from devices.adapters.base import Adapted, AdaptedMessage, Adapter, Options, Picture
 from devices.adapters.dahua_vto import ADAPTER as DAHUA_VTO
+from devices.adapters.http import HTTP_ADAPTERS
 from devices.adapters.lorawan import CHIRPSTACK_ADAPTER as CHIRPSTACK
 from devices.adapters.lorawan import TTS_ADAPTER as TTS
 from devices.adapters.serial import CJT188, DLT645, LOCKBOARD, MODBUS
@@ -30,9 +31,11 @@ ADAPTERS: Mapping[str, Adapter] = MappingProxyType(
         "tasmota": TASMOTA,
         "tts": TTS,
         "zigbee2mqtt": ZIGBEE2MQTT,
+        **HTTP_ADAPTERS,  # hikvision, hikvision-anpr, vzenith, 2n-lpr
     }
 )
-"""Every adapter by its name (CONTRACT.md section 7): one import and one line each, sorted,
-so that adding an ecosystem touches two lines."""
+"""Every adapter by its name (CONTRACT.md section 7): MQTT and serial ones one import and one
+line each, sorted, so that adding an ecosystem touches two lines; the HTTP-push ones from
+:mod:`devices.adapters.http`."""
 
 __all__ = ["ADAPTERS", "Adapted", "AdaptedMessage", "Adapter", "Options", "Picture"]

@@ -14,12 +14,13 @@ from hypothesis import strategies as st
 
 from devices.adapters import ADAPTERS
 from devices.adapters.base import Adapted
+from devices.adapters.http import HTTP_ADAPTERS
 from devices.adapters.convert import REASONS
 from devices.model import DEVICE_CLASSES, Rejected
 from tests.unit.devices.adapters.fixtures import ALL, Fixture
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-NAMES = sorted(ADAPTERS)
+NAMES = sorted(set(ADAPTERS) - set(HTTP_ADAPTERS))  # the HTTP ones: test_http_properties.py
 
 
 def _fixtures(adapter: str) -> list[Fixture]:
