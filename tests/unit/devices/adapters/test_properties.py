@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from devices.adapters import ADAPTERS
 from devices.adapters.base import Adapted
-from devices.adapters.http import HTTP_ADAPTERS
 from devices.adapters.convert import REASONS
+from devices.adapters.http import HTTP_ADAPTERS
 from devices.model import DEVICE_CLASSES, Rejected
 from tests.unit.devices.adapters.fixtures import ALL, Fixture
 
