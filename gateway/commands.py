@@ -150,6 +150,13 @@ class Publisher(Protocol):
     ) -> None: ...
 
 
+def _identity(principal: Principal) -> tuple[str, ...]:
+    """Who a caller is for idempotency keys and rate limits: a resident's ``sub`` is unique
+    only within its community (two communities' identity providers may reuse one)."""
+    scope = "*" if principal.communities is None else ",".join(sorted(principal.communities))
+    return (principal.kind, scope, principal.building, principal.unit, principal.name)
+
+
 class CommandService:
     """Authorised, rate-limited, audited, signed commands with confirmed outcomes."""
 
@@ -180,7 +187,7 @@ class CommandService:
             settings.rate_per_minute_door, settings.burst, monotonic=monotonic
         )
         self._pending: dict[str, _Waiter] = {}
-        self._idempotent: OrderedDict[tuple[str, str, str], _Idem] = OrderedDict()
+        self._idempotent: OrderedDict[tuple[str, ...], _Idem] = OrderedDict()
         self._late: OrderedDict[str, _Late] = OrderedDict()
         self.late_listeners: list[LateListener] = []
         """Called with the device and the details when a device executed a command after the
@@ -212,11 +219,16 @@ class CommandService:
         run = self._attempt(principal, device, action, dict(args), doors_only)
         if not idempotency_key:
             return await self._answered(run)
-        key = (principal.kind, principal.name, idempotency_key[:200])
+        # keyed by who the caller is in full: a resident of c2 whose ``sub`` equals a c1
+        # resident's must never receive that resident's answer
+        key = (*_identity(principal), idempotency_key[:200])
         fingerprint = canonical_json([device, action, dict(args), doors_only])
         now = self._monotonic()
         self._expire_keys(now)
         entry = self._idempotent.get(key)
+        if entry is not None and self._refusal(principal, device, doors_only):
+            entry = None  # no answer for a device the caller may no longer operate: refused anew
+            self._idempotent.pop(key, None)
         if entry is not None:
             run.close()
             if entry.fingerprint != fingerprint:
@@ -229,6 +241,15 @@ class CommandService:
         if not result.command_id:  # nothing was sent: a retry may try again
             self._idempotent.pop(key, None)
         return result
+
+    def _refusal(self, principal: Principal, device: str, doors_only: bool) -> str:
+        """Why ``principal`` may not operate ``device`` now (``""``: it may)."""
+        st = self.devices.get(device)
+        if st is None or (doors_only and st.device_class != "access"):
+            return "no such device"
+        if not principal.may_see(st.community):
+            return "outside the caller's communities"
+        return may_operate(principal, st.community, st.building, st.device_class)
 
     def _expire_keys(self, now: float) -> None:
         keys = self._idempotent
@@ -265,19 +286,24 @@ class CommandService:
             "community": st.community if st is not None else "",
         }
 
-        def refuse(outcome: str, reason: str, retry: float | None = None) -> Result:
+        def refuse(
+            outcome: str, reason: str, retry: float | None = None, told: str | None = None
+        ) -> Result:
+            """Audit the refusal with its ``reason``; the caller is ``told`` (default: the
+            reason) so that an answer reveals no more than the caller may know."""
             self.audit.record(**row, outcome=outcome, reason=reason)
             self.outcomes[outcome] += 1
-            return Result(outcome, reason, retry_after_s=retry)
+            return Result(outcome, reason if told is None else told, retry_after_s=retry)
 
         if principal.is_resident:
-            wait = self.per_resident.take(("resident", principal.name))
+            wait = self.per_resident.take(("resident", *_identity(principal)))
             if wait:
                 return refuse(A.RATE_LIMITED, "too many attempts by this resident", wait)
+        unknown = "no such door" if doors_only else "no such device"
         if st is None or (doors_only and st.device_class != "access"):
-            return refuse(A.NOT_FOUND, "no such door" if doors_only else "no such device")
-        if not principal.is_resident and not principal.may_see(st.community):
-            return refuse(A.NOT_FOUND, "outside this key's communities")
+            return refuse(A.NOT_FOUND, unknown)
+        if not principal.may_see(st.community):  # another community's door: as if unknown
+            return refuse(A.NOT_FOUND, "outside the caller's communities", told=unknown)
         why = may_operate(principal, st.community, st.building, st.device_class)
         if why:
             return refuse(A.FORBIDDEN, why)

@@ -215,7 +215,6 @@ async def test_happy_path_publishes_a_signed_expiring_unretained_command(world):
     ("device", "outcome", "reason"),
     [
         ("b5-entrance", A.FORBIDDEN, "other_building"),
-        ("other-gate", A.FORBIDDEN, "other_community"),
         ("nowhere", A.NOT_FOUND, "no such door"),
         ("barrier-1", A.NOT_FOUND, "no such door"),
         ("b3-dead", A.OFFLINE, "device offline"),
@@ -231,6 +230,53 @@ async def test_refusals_send_nothing_and_are_audited(world, device, outcome, rea
     assert broker.published == []
     (row,) = log.query(device=device).items
     assert row["outcome"] == outcome and row["reason"] == reason and row["principal"] == "r-42"
+
+
+async def test_another_communitys_door_is_answered_as_an_unknown_one_and_audited(world):
+    """A resident must not learn which door ids exist in other communities (the 403 for a
+    real door against the 404 for a made-up one told them apart)."""
+    service, broker, log = world
+    real = await service.execute(RESIDENT, "other-gate", "unlock", {"seconds": 5}, doors_only=True)
+    made_up = await service.execute(RESIDENT, "no-gate", "unlock", {"seconds": 5}, doors_only=True)
+    assert (
+        (real.outcome, real.reason)
+        == (made_up.outcome, made_up.reason)
+        == (
+            A.NOT_FOUND,
+            "no such door",
+        )
+    )
+    assert broker.published == []
+    (row,) = log.query(device="other-gate").items
+    assert row["outcome"] == A.NOT_FOUND and row["reason"] == "outside the caller's communities"
+
+
+async def test_an_idempotency_key_never_crosses_communities(world):
+    """Two communities' residents with the same ``sub`` are two people: the second gets no
+    cached answer of the first's, but an authorisation check and an audit row of its own."""
+    service, broker, log = world
+    mine = await service.execute(
+        RESIDENT, "gate-north", "unlock", {"seconds": 5}, idempotency_key="same"
+    )
+    twin = Principal("resident", "r-42", frozenset({"c2"}), building="b3", credential="jwt:t9")
+    theirs = await service.execute(
+        twin, "gate-north", "unlock", {"seconds": 5}, idempotency_key="same"
+    )
+    assert mine.outcome == A.OK and theirs.outcome == A.NOT_FOUND
+    assert theirs.command_id != mine.command_id and len(broker.published) == 1
+    rows = log.query(device="gate-north").items
+    assert sorted(r["credential"] for r in rows) == ["jwt:t1", "jwt:t9"]
+
+
+async def test_a_resident_rate_limit_is_per_community(world):
+    service, _, _ = world
+    for _ in range(5):
+        assert (await service.execute(RESIDENT, "gate-north", "unlock", {"seconds": 5})).outcome
+    limited = await service.execute(RESIDENT, "gate-north", "unlock", {"seconds": 5})
+    assert limited.outcome == A.RATE_LIMITED
+    twin = Principal("resident", "r-42", frozenset({"c2"}), building="")
+    other = await service.execute(twin, "other-gate", "unlock", {"seconds": 5})
+    assert other.outcome != A.RATE_LIMITED  # not the c1 resident's bucket
 
 
 async def test_device_refusal_and_timeout_and_broker_failure(world):
