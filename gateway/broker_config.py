@@ -9,7 +9,10 @@ Writes into one folder:
 - ``credentials.toml`` (mode 0600): the plain passwords, to provision the devices and the
   gateway. Passwords already in it are kept, so running the command again after adding
   devices changes nobody else's password;
-- ``mosquitto.conf``: the lines that switch this on (include it from the broker's config).
+- ``mosquitto.conf``: the settings that switch this on, and the listeners, each binding a
+  session to its account (``use_username_as_clientid``): without it any device's credentials
+  can connect with the gateway's client id and take over its persistent session, after which
+  the broker drops every other device's messages against that device's read ACL.
 
 Nothing secret is printed.
 """
@@ -64,22 +67,65 @@ def acl_text(registry: Registry, *, prefix: str, gateway_user: str) -> str:
     return "\n".join(lines)
 
 
-def conf_text(out: Path) -> str:
-    return f"""# Written by courtyard broker-config: global settings for mosquitto.conf.
-per_listener_settings false
-allow_anonymous false
-password_file {out / "passwd"}
-acl_file {out / "acl"}
-set_tcp_nodelay true
+DEFAULT_LISTEN = "127.0.0.1:1883"
 
-# Then every listener the devices and the gateway reach, with TLS in production
-# (the gateway connects with mqtts://HOST:8883 and [mqtt] ca_file, cert_file, key_file):
-# listener 8883
-# use_username_as_clientid true
-# cafile /etc/mosquitto/certs/ca.crt
-# certfile /etc/mosquitto/certs/server.crt
-# keyfile /etc/mosquitto/certs/server.key
-"""
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    """Where the broker listens: ``[HOST:]PORT``, no host meaning every interface."""
+
+    port: int
+    host: str = ""
+
+    @classmethod
+    def parse(cls, text: str) -> Listener:
+        host, _, port = text.rpartition(":")
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"listener {text!r}: expected [HOST:]PORT, e.g. 0.0.0.0:8883")
+        return cls(int(port), host.strip("[]"))
+
+    @property
+    def loopback(self) -> bool:
+        return self.host in ("127.0.0.1", "::1", "localhost")
+
+
+@dataclass(frozen=True, slots=True)
+class Tls:
+    """The broker's certificate and key, and the CA that client certificates must chain to."""
+
+    certfile: Path
+    keyfile: Path
+    cafile: Path | None = None
+
+
+def conf_text(
+    out: Path,
+    listeners: tuple[Listener, ...] = (Listener.parse(DEFAULT_LISTEN),),
+    *,
+    tls: Tls | None = None,
+) -> str:
+    lines = [
+        "# Written by courtyard broker-config; regenerate, do not edit.",
+        "per_listener_settings false",
+        "allow_anonymous false",
+        f"password_file {out / 'passwd'}",
+        f"acl_file {out / 'acl'}",
+        "set_tcp_nodelay true",
+        "",
+        "# Mosquitto reads use_username_as_clientid per listener (for the listener line above",
+        "# it): every listener that devices or the gateway reach needs it, or one device's",
+        "# password can take the gateway's session (docs/broker.md).",
+    ]
+    for listener in listeners:
+        lines.append(f"listener {listener.port} {listener.host}".rstrip())
+        lines.append("use_username_as_clientid true")
+        if tls is not None:
+            lines += [f"certfile {tls.certfile}", f"keyfile {tls.keyfile}"]
+            if tls.cafile is not None:
+                lines.append(f"cafile {tls.cafile}")
+            lines.append("# require_certificate true   # when every client presents a certificate")
+        lines.append("")
+    return "\n".join(lines)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,9 +152,17 @@ def _write_private(path: Path, text: str) -> None:
 
 
 def write_broker_config(
-    registry: Registry, out: Path, *, prefix: str = "community", gateway_user: str = "courtyard"
+    registry: Registry,
+    out: Path,
+    *,
+    prefix: str = "community",
+    gateway_user: str = "courtyard",
+    listeners: tuple[Listener, ...] = (Listener.parse(DEFAULT_LISTEN),),
+    tls: Tls | None = None,
 ) -> Written:
     """Write ``passwd``, ``acl``, ``credentials.toml`` and ``mosquitto.conf`` into ``out``."""
+    if not listeners:
+        raise ValueError("at least one listener is needed")
     out.mkdir(parents=True, exist_ok=True)
     out = out.resolve()
     names = [gateway_user, *sorted(d.id for d in registry.devices)]
@@ -139,5 +193,6 @@ def write_broker_config(
     (out / "acl").write_text(
         acl_text(registry, prefix=prefix, gateway_user=gateway_user), encoding="utf-8"
     )
-    (out / "mosquitto.conf").write_text(conf_text(out), encoding="utf-8")
+    conf = conf_text(out, listeners, tls=tls)
+    (out / "mosquitto.conf").write_text(conf, encoding="utf-8")
     return Written(out, len(names), new)

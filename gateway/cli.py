@@ -200,16 +200,39 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_broker_config(args: argparse.Namespace) -> int:
-    from gateway.broker_config import write_broker_config
+    from gateway.broker_config import (
+        DEFAULT_LISTEN,
+        Listener,
+        Tls,
+        write_broker_config,
+    )
 
     registry = load_registry(args.community)
     try:
+        listeners = tuple(Listener.parse(text) for text in args.listen or [DEFAULT_LISTEN])
+        tls = None
+        if args.certfile or args.keyfile or args.cafile:
+            if not (args.certfile and args.keyfile):
+                raise ValueError("TLS needs both --certfile and --keyfile")
+            cafile = Path(args.cafile).resolve() if args.cafile else None
+            tls = Tls(Path(args.certfile).resolve(), Path(args.keyfile).resolve(), cafile)
         written = write_broker_config(
-            registry, Path(args.out), prefix=args.prefix, gateway_user=args.gateway_user
+            registry,
+            Path(args.out),
+            prefix=args.prefix,
+            gateway_user=args.gateway_user,
+            listeners=listeners,
+            tls=tls,
         )
     except (OSError, ValueError) as exc:
         print(f"courtyard: {exc}", file=sys.stderr)
         return 1
+    if tls is None and not all(listener.loopback for listener in listeners):
+        print(
+            "courtyard: warning: a listener beyond loopback without TLS: passwords and "
+            "commands cross the network in clear (--certfile, --keyfile)",
+            file=sys.stderr,
+        )
     print(
         f"wrote passwd, acl, credentials.toml and mosquitto.conf to {written.folder}: "
         f"{written.accounts} accounts ({written.new_passwords} new passwords)"
@@ -247,6 +270,15 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument(
         "--gateway-user", default="courtyard", help='the gateway\'s account (default "courtyard")'
     )
+    b.add_argument(
+        "--listen",
+        action="append",
+        metavar="[HOST:]PORT",
+        help="a listener of the broker, repeatable (default 127.0.0.1:1883)",
+    )
+    b.add_argument("--certfile", help="the broker's TLS certificate (turns TLS on)")
+    b.add_argument("--keyfile", help="the broker's TLS private key")
+    b.add_argument("--cafile", help="the CA that client certificates chain to")
     b.set_defaults(func=cmd_broker_config)
     return p
 

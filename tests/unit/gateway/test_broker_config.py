@@ -1,0 +1,46 @@
+"""The generated mosquitto.conf: every listener binds client ids to accounts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.broker_config import Listener, Tls, conf_text
+
+
+def listener_blocks(text: str) -> list[list[str]]:
+    """The lines of each listener section (Mosquitto applies them to the listener above)."""
+    blocks: list[list[str]] = []
+    for line in text.splitlines():
+        if line.startswith("listener "):
+            blocks.append([line])
+        elif blocks and line and not line.startswith("#"):
+            blocks[-1].append(line)
+    return blocks
+
+
+def test_every_listener_binds_the_client_id_to_the_account() -> None:
+    listeners = (Listener.parse("0.0.0.0:8883"), Listener.parse("1883"))
+    tls = Tls(Path("/c/server.crt"), Path("/c/server.key"), Path("/c/ca.crt"))
+    text = conf_text(Path("/etc/mosquitto/courtyard"), listeners, tls=tls)
+    head = [line for line in text.split("\nlistener ", 1)[0].splitlines() if line[:1] != "#"]
+    assert "allow_anonymous false" in head
+    # a per-listener setting before the first listener would open a default one on 1883
+    assert not [line for line in head if line.startswith("use_username_as_clientid")]
+    blocks = listener_blocks(text)
+    assert [b[0] for b in blocks] == ["listener 8883 0.0.0.0", "listener 1883"]
+    for block in blocks:
+        assert "use_username_as_clientid true" in block
+        assert "certfile /c/server.crt" in block and "keyfile /c/server.key" in block
+
+
+def test_the_default_listener_is_loopback_only() -> None:
+    (block,) = listener_blocks(conf_text(Path("/x")))
+    assert block == ["listener 1883 127.0.0.1", "use_username_as_clientid true"]
+
+
+@pytest.mark.parametrize("text", ["", "host:", "0", "70000", "a:b", "127.0.0.1:-1"])
+def test_a_bad_listener_is_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="listener"):
+        Listener.parse(text)
