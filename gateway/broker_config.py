@@ -27,7 +27,8 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.config import Registry
+from gateway.config import Registry, StoreSettings
+from gateway.mqtt.codec import max_packet_size
 
 MESSAGES_OUT = ("telemetry", "event", "status", "ack")
 ITERATIONS = 101  # what mosquitto_passwd writes for $7$
@@ -68,6 +69,7 @@ def acl_text(registry: Registry, *, prefix: str, gateway_user: str) -> str:
 
 
 DEFAULT_LISTEN = "127.0.0.1:1883"
+DEFAULT_MAX_PAYLOAD = int(StoreSettings.model_fields["max_payload_bytes"].default)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +105,7 @@ def conf_text(
     listeners: tuple[Listener, ...] = (Listener.parse(DEFAULT_LISTEN),),
     *,
     tls: Tls | None = None,
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD,
 ) -> str:
     lines = [
         "# Written by courtyard broker-config; regenerate, do not edit.",
@@ -111,6 +114,9 @@ def conf_text(
         f"password_file {out / 'passwd'}",
         f"acl_file {out / 'acl'}",
         "set_tcp_nodelay true",
+        "# a client sending a bigger packet is disconnected before the broker acknowledges or",
+        "# stores it: the gateway's [store] max_payload_bytes plus room for topic and properties",
+        f"max_packet_size {max_packet_size(max_payload_bytes)}",
         "",
         "# Mosquitto reads use_username_as_clientid per listener (for the listener line above",
         "# it): every listener that devices or the gateway reach needs it, or one device's",
@@ -159,6 +165,7 @@ def write_broker_config(
     gateway_user: str = "courtyard",
     listeners: tuple[Listener, ...] = (Listener.parse(DEFAULT_LISTEN),),
     tls: Tls | None = None,
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD,
 ) -> Written:
     """Write ``passwd``, ``acl``, ``credentials.toml`` and ``mosquitto.conf`` into ``out``."""
     if not listeners:
@@ -193,6 +200,6 @@ def write_broker_config(
     (out / "acl").write_text(
         acl_text(registry, prefix=prefix, gateway_user=gateway_user), encoding="utf-8"
     )
-    conf = conf_text(out, listeners, tls=tls)
+    conf = conf_text(out, listeners, tls=tls, max_payload_bytes=max_payload_bytes)
     (out / "mosquitto.conf").write_text(conf, encoding="utf-8")
     return Written(out, len(names), new)

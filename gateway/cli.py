@@ -202,6 +202,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_broker_config(args: argparse.Namespace) -> int:
     from gateway.broker_config import (
         DEFAULT_LISTEN,
+        DEFAULT_MAX_PAYLOAD,
         Listener,
         Tls,
         write_broker_config,
@@ -223,6 +224,7 @@ def cmd_broker_config(args: argparse.Namespace) -> int:
             gateway_user=args.gateway_user,
             listeners=listeners,
             tls=tls,
+            max_payload_bytes=args.max_payload_bytes or DEFAULT_MAX_PAYLOAD,
         )
     except (OSError, ValueError) as exc:
         print(f"courtyard: {exc}", file=sys.stderr)
@@ -279,6 +281,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--certfile", help="the broker's TLS certificate (turns TLS on)")
     b.add_argument("--keyfile", help="the broker's TLS private key")
     b.add_argument("--cafile", help="the CA that client certificates chain to")
+    b.add_argument(
+        "--max-payload-bytes",
+        type=int,
+        default=None,
+        help="the gateway's [store] max_payload_bytes (default 65536): far bigger packets "
+        "are refused by the broker",
+    )
     b.set_defaults(func=cmd_broker_config)
     return p
 

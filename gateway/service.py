@@ -27,6 +27,7 @@ from gateway.ingest import Acker, Ingest
 from gateway.mqtt import topics
 from gateway.mqtt.broker import EmbeddedBroker
 from gateway.mqtt.client import Batch, MqttClient, Received
+from gateway.mqtt.codec import max_packet_size
 from gateway.rules.service import Alerting
 from gateway.store.journal import Accepted, Store
 from gateway.store.queries import Queries
@@ -150,6 +151,7 @@ class Gateway:
             keepalive=s.mqtt.keepalive_s,
             session_expiry=s.mqtt.session_expiry_s,
             coalesce_s=s.mqtt.read_coalesce_ms / 1000,
+            maximum_packet_size=max_packet_size(s.store.max_payload_bytes),
         )
         await self.client.start()
         if s.serial:

@@ -77,6 +77,8 @@ def render_metrics(gateway: Any) -> str:
     if client is not None:
         metric("courtyard_mqtt_reconnects_total", "counter", "Reconnections to the broker")
         _line(out, "courtyard_mqtt_reconnects_total", getattr(client, "reconnects", 0))
+        metric("courtyard_mqtt_received_bytes_total", "counter", "Bytes read from the broker")
+        _line(out, "courtyard_mqtt_received_bytes_total", getattr(client, "bytes_in", 0))
     if gateway.broker is not None:
         metric("courtyard_broker_restarts_total", "counter", "Embedded broker restarts")
         _line(out, "courtyard_broker_restarts_total", gateway.broker.restarts)

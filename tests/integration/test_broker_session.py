@@ -220,3 +220,29 @@ def test_a_device_password_cannot_take_the_gateway_session(
     log = generated_broker.log.read_text(errors="replace")
     assert f"as {GATEWAY_CLIENT_ID} " not in log
     assert "u'gate-north'" in log and "as gate-north (" in log
+
+
+def test_the_broker_refuses_an_oversized_packet_from_a_device(
+    generated_broker: Broker, gateway: GatewayProcess
+) -> None:
+    creds = generated_broker.creds
+    meter = Device(generated_broker.port, "m-1", creds["m-1"])
+    try:
+        # never acknowledged: the broker disconnects the device instead of storing it
+        assert not meter.publish(f"{METER}/telemetry", b"x" * (1024 * 1024), timeout=3)
+        assert meter.disconnects >= 1
+    finally:
+        meter.close()
+    entrance = Device(generated_broker.port, "b3-entrance", creds["b3-entrance"])
+    try:
+        assert entrance.publish(f"{ENTRANCE}/event", event(1))
+        assert missing_events(gateway.db, {1}) == set()
+    finally:
+        entrance.close()
+    assert metric(gateway, "courtyard_mqtt_received_bytes_total") < 10_000
+    assert metric(gateway, "courtyard_mqtt_reconnects_total") == 0
+    conn = sqlite3.connect(gateway.db)
+    try:
+        assert conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0] == 0
+    finally:
+        conn.close()

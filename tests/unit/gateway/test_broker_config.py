@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from gateway.broker_config import Listener, Tls, conf_text
+from gateway.mqtt.codec import PACKET_HEADROOM, max_packet_size
 
 
 def listener_blocks(text: str) -> list[list[str]]:
@@ -44,3 +45,10 @@ def test_the_default_listener_is_loopback_only() -> None:
 def test_a_bad_listener_is_refused(text: str) -> None:
     with pytest.raises(ValueError, match="listener"):
         Listener.parse(text)
+
+
+def test_the_broker_refuses_packets_the_gateway_would_not_take() -> None:
+    head = conf_text(Path("/x"), max_payload_bytes=1000).split("\nlistener ", 1)[0]
+    # the size the gateway advertises in CONNECT for [store] max_payload_bytes = 1000
+    assert f"max_packet_size {max_packet_size(1000)}" in head.splitlines()
+    assert max_packet_size(1000) == 1000 + PACKET_HEADROOM
