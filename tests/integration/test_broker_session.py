@@ -9,6 +9,7 @@ start with that id, while the gateway was away, erased everything queued for it.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import sqlite3
@@ -21,11 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from firmware_stubs.community import Community, load_credentials
 from gateway.mqtt.broker import free_port
 from tests.integration.conftest import wait_for
 from tests.integration.servers import GatewayProcess, need, wait_port
@@ -43,18 +46,18 @@ class Broker:
     log: Path
 
 
-@pytest.fixture
-def generated_broker(tmp_path: Path) -> Iterator[Broker]:
-    community = tmp_path / "community.toml"
-    community.write_text(REGISTRY)
-    out = tmp_path / "broker-auth"
+@contextlib.contextmanager
+def broker_from_generated_files(workdir: Path, registry: str) -> Iterator[Broker]:
+    community = workdir / "community.toml"
+    community.write_text(registry)
+    out = workdir / "broker-auth"
     port = free_port()
     broker_config(community, out, "--listen", f"127.0.0.1:{port}")
     creds = tomllib.loads((out / "credentials.toml").read_text())["accounts"]
-    data = tmp_path / "broker-data"
+    data = workdir / "broker-data"
     data.mkdir()
-    log = tmp_path / "mosquitto.log"
-    conf = tmp_path / "mosquitto.conf"
+    log = workdir / "mosquitto.log"
+    conf = workdir / "mosquitto.conf"
     # only what the operator's own broker would add: who it runs as, persistence, a log
     conf.write_text(
         (out / "mosquitto.conf").read_text()
@@ -68,6 +71,26 @@ def generated_broker(tmp_path: Path) -> Iterator[Broker]:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.fixture
+def generated_broker(tmp_path: Path) -> Iterator[Broker]:
+    with broker_from_generated_files(tmp_path, REGISTRY) as broker:
+        yield broker
+
+
+def start_gateway(
+    broker: Broker,
+    registry: str,
+    gateway_factory: Callable[..., GatewayProcess],
+    monkeypatch: pytest.MonkeyPatch,
+) -> GatewayProcess:
+    # the gateway's own account, from credentials.toml (the environment overrides the file)
+    monkeypatch.setenv("COURTYARD_MQTT_USERNAME", "courtyard")
+    monkeypatch.setenv("COURTYARD_MQTT_PASSWORD", broker.creds["courtyard"])
+    gw = gateway_factory(mqtt_url=f"mqtt://127.0.0.1:{broker.port}", registry=registry)
+    gw.start()
+    return gw
 
 
 class Device:
@@ -164,12 +187,7 @@ def gateway(
     gateway_factory: Callable[..., GatewayProcess],
     monkeypatch: pytest.MonkeyPatch,
 ) -> GatewayProcess:
-    # the gateway's own account, from credentials.toml (the environment overrides the file)
-    monkeypatch.setenv("COURTYARD_MQTT_USERNAME", "courtyard")
-    monkeypatch.setenv("COURTYARD_MQTT_PASSWORD", generated_broker.creds["courtyard"])
-    gw = gateway_factory(mqtt_url=f"mqtt://127.0.0.1:{generated_broker.port}", registry=REGISTRY)
-    gw.start()
-    return gw
+    return start_gateway(generated_broker, REGISTRY, gateway_factory, monkeypatch)
 
 
 def test_a_device_password_cannot_take_the_gateway_session(
@@ -246,3 +264,46 @@ def test_the_broker_refuses_an_oversized_packet_from_a_device(
         assert conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0] == 0
     finally:
         conn.close()
+
+
+def test_the_simulated_community_runs_on_its_own_accounts(
+    tmp_path: Path,
+    gateway_factory: Callable[..., GatewayProcess],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def small(port: int = 1883, credentials: dict[str, str] | None = None) -> Community:
+        return Community(
+            "127.0.0.1",
+            port,
+            gates=1,
+            entrances=1,
+            spaces=2,
+            barriers=1,
+            meters=3,
+            lockers=1,
+            credentials=credentials,
+        )
+
+    registry = small().registry_toml()
+    with broker_from_generated_files(tmp_path, registry) as broker:
+        gw = start_gateway(broker, registry, gateway_factory, monkeypatch)
+        creds = load_credentials(tmp_path / "broker-auth" / "credentials.toml")
+        community = small(broker.port, creds)
+        try:
+            assert community.start(wait_s=15), "every device logged in with its own account"
+            wait_for(
+                lambda: all(d["online"] for d in gw.get("/api/v1/devices").json()["devices"]),
+                20,
+                "every device online at the gateway",
+            )
+            # a command goes out on the gateway's account and the door acks on its own
+            r = httpx.post(
+                f"{gw.api}/api/v1/devices/gate-north/commands",
+                headers={"Authorization": f"Bearer {gw.key}"},
+                json={"action": "unlock", "args": {"seconds": 1}},
+                timeout=15,
+            )
+            assert r.status_code == 200, r.text
+        finally:
+            community.stop()
+        assert metric(gw, "courtyard_mqtt_reconnects_total") == 0
