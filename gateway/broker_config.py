@@ -24,7 +24,7 @@ import hashlib
 import os
 import secrets
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.config import Registry, StoreSettings
@@ -157,6 +157,80 @@ def _write_private(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
+@dataclass(frozen=True, slots=True)
+class Accounts:
+    """The broker accounts written into ``folder``, and the gateway's own."""
+
+    folder: Path
+    gateway_user: str
+    gateway_password: str = field(repr=False)
+    accounts: int
+    new_passwords: int
+
+    @property
+    def passwd(self) -> Path:
+        return self.folder / "passwd"
+
+    @property
+    def acl(self) -> Path:
+        return self.folder / "acl"
+
+    @property
+    def credentials(self) -> Path:
+        return self.folder / "credentials.toml"
+
+
+def _load_hashes(path: Path) -> dict[str, str]:
+    if not path.exists():
+        return {}
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return dict(line.split(":", 1) for line in lines if ":" in line)
+
+
+def write_accounts(
+    registry: Registry, out: Path, *, prefix: str = "community", gateway_user: str = "courtyard"
+) -> Accounts:
+    """Write ``passwd``, ``acl`` and ``credentials.toml`` into ``out``: an account per device of
+    the registry and one for the gateway; passwords already in ``credentials.toml`` are kept."""
+    out.mkdir(parents=True, exist_ok=True)
+    out = out.resolve()
+    names = [gateway_user, *sorted(d.id for d in registry.devices)]
+    if gateway_user in names[1:]:
+        raise ValueError(f"the gateway account {gateway_user!r} is also a device id")
+    known = _load_credentials(out / "credentials.toml")
+    # a kept password keeps its hash: hashing is ~0.15 ms an account, 15 s for 100,000
+    # devices at every start of the embedded broker
+    hashes = _load_hashes(out / "passwd")
+    passwords: dict[str, str] = {}
+    new = 0
+    for name in names:
+        if name in known:
+            passwords[name] = known[name]
+        else:
+            passwords[name] = secrets.token_urlsafe(PASSWORD_BYTES)
+            hashes.pop(name, None)
+            new += 1
+    creds = [
+        "# MQTT passwords: provision each device with its own; keep this file private.",
+        f'gateway_user = "{gateway_user}"',
+        "",
+        "[accounts]",
+        *(f'"{name}" = "{passwords[name]}"' for name in names),
+        "",
+    ]
+    _write_private(out / "credentials.toml", "\n".join(creds))
+    _write_private(
+        out / "passwd",
+        "".join(
+            f"{name}:{hashes.get(name) or mosquitto_hash(passwords[name])}\n" for name in names
+        ),
+    )
+    (out / "acl").write_text(
+        acl_text(registry, prefix=prefix, gateway_user=gateway_user), encoding="utf-8"
+    )
+    return Accounts(out, gateway_user, passwords[gateway_user], len(names), new)
+
+
 def write_broker_config(
     registry: Registry,
     out: Path,
@@ -170,36 +244,7 @@ def write_broker_config(
     """Write ``passwd``, ``acl``, ``credentials.toml`` and ``mosquitto.conf`` into ``out``."""
     if not listeners:
         raise ValueError("at least one listener is needed")
-    out.mkdir(parents=True, exist_ok=True)
-    out = out.resolve()
-    names = [gateway_user, *sorted(d.id for d in registry.devices)]
-    if gateway_user in names[1:]:
-        raise ValueError(f"the gateway account {gateway_user!r} is also a device id")
-    known = _load_credentials(out / "credentials.toml")
-    passwords: dict[str, str] = {}
-    new = 0
-    for name in names:
-        if name in known:
-            passwords[name] = known[name]
-        else:
-            passwords[name] = secrets.token_urlsafe(PASSWORD_BYTES)
-            new += 1
-    creds = [
-        "# MQTT passwords: provision each device with its own; keep this file private.",
-        f'gateway_user = "{gateway_user}"',
-        "",
-        "[accounts]",
-        *(f'"{name}" = "{passwords[name]}"' for name in names),
-        "",
-    ]
-    _write_private(out / "credentials.toml", "\n".join(creds))
-    _write_private(
-        out / "passwd",
-        "".join(f"{name}:{mosquitto_hash(passwords[name])}\n" for name in names),
-    )
-    (out / "acl").write_text(
-        acl_text(registry, prefix=prefix, gateway_user=gateway_user), encoding="utf-8"
-    )
-    conf = conf_text(out, listeners, tls=tls, max_payload_bytes=max_payload_bytes)
-    (out / "mosquitto.conf").write_text(conf, encoding="utf-8")
-    return Written(out, len(names), new)
+    accounts = write_accounts(registry, out, prefix=prefix, gateway_user=gateway_user)
+    conf = conf_text(accounts.folder, listeners, tls=tls, max_payload_bytes=max_payload_bytes)
+    (accounts.folder / "mosquitto.conf").write_text(conf, encoding="utf-8")
+    return Written(accounts.folder, accounts.accounts, accounts.new_passwords)

@@ -152,6 +152,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     async def with_community(app: FastAPI, stop: asyncio.Event) -> None:
         gw = app.state.gateway
         host, port = gw.mqtt_url.removeprefix("mqtt://").rsplit(":", 1)
+        # the embedded broker takes only its accounts: each simulated device logs in as itself
+        assert gw.accounts is not None
         proc = subprocess.Popen(  # noqa: ASYNC220 - a long-lived child, waited for below
             [
                 sys.executable,
@@ -164,6 +166,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 port,
                 "--secret-seed",
                 DEMO_SEED,
+                "--credentials",
+                str(gw.accounts.credentials),
                 *[f"--{k.replace('_', '-')}={v}" for k, v in sim.items()],
             ],
             stdin=subprocess.DEVNULL,
@@ -172,7 +176,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(
             f"\n  console    {api}/console  (sign in with the platform key)\n"
             f"  API        {api}  (OpenAPI: {api}/docs)\n"
-            f"  broker     {gw.mqtt_url}\n"
+            f"  broker     {gw.mqtt_url}  (accounts in {gw.accounts.credentials})\n"
             f"  platform key: {key}\n\n"
             f"  try: curl -H 'Authorization: Bearer {key}' {api}/api/v1/devices\n"
             "  Ctrl-C stops everything.\n",

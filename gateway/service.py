@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from gateway.audit import AuditLog
 from gateway.auth import Authenticator
+from gateway.broker_config import Accounts, write_accounts
 from gateway.commands import CommandService
 from gateway.config import Registry, Settings
 from gateway.fieldbus.bridge import Fieldbus, registry_with_serial
@@ -94,6 +95,7 @@ class Gateway:
         self.store = Store(settings.store.path, now_ms=now_ms)
         self.queries = Queries(settings.store.path)
         self.broker: EmbeddedBroker | None = None
+        self.accounts: Accounts | None = None  # the embedded broker's (credentials.toml)
         self.client: MqttClient | None = None
         self.ingest: Ingest | None = None
         self.sink: InfluxSink | SinkProcess | None = None
@@ -126,10 +128,21 @@ class Gateway:
         self.store.register(
             (d.id, d.community, d.device_class, d.building) for d in self.registry.devices
         )
+        username, password = s.mqtt.username or None, s.mqtt.password or None
         if s.mqtt.url is None:
-            self.broker = EmbeddedBroker(s.data_dir / "broker")
+            # the same accounts and ACLs as broker-config: a device per account, the gateway
+            # on its own (so no local program can pose as a device or ack a door's command)
+            folder = s.data_dir / "broker"
+            self.accounts = write_accounts(self.registry, folder, prefix=s.mqtt.prefix)
+            self.broker = EmbeddedBroker(
+                folder,
+                password_file=self.accounts.passwd,
+                acl_file=self.accounts.acl,
+                max_packet_size=max_packet_size(s.store.max_payload_bytes),
+            )
             await self.broker.start()
             host, port = "127.0.0.1", int(self.broker.port or 0)
+            username, password = self.accounts.gateway_user, self.accounts.gateway_password
         else:
             host, port = s.mqtt.host_port
         self.ingest = new_ingest(s, self.store, self._ack)
@@ -145,8 +158,8 @@ class Gateway:
             s.mqtt.client_id,
             on_batch=self._on_batch,
             subscriptions=[(topics.subscription(s.mqtt.prefix), 1)],
-            username=s.mqtt.username or None,
-            password=s.mqtt.password or None,
+            username=username,
+            password=password,
             ssl=self._ssl_context(),
             keepalive=s.mqtt.keepalive_s,
             session_expiry=s.mqtt.session_expiry_s,
@@ -154,6 +167,14 @@ class Gateway:
             maximum_packet_size=max_packet_size(s.store.max_payload_bytes),
         )
         await self.client.start()
+        if username is None:
+            log.warning(
+                "connected to the broker %s without an account, so it accepts anonymous "
+                "clients: anyone who reaches it can pose as any device, fake a door's ack or "
+                "an alarm; give it per-device accounts (courtyard broker-config, "
+                "docs/security.md)",
+                self.mqtt_url,
+            )
         if s.serial:
             self.fieldbus = Fieldbus(s.serial, self._publish, s.mqtt.prefix)
             await self.fieldbus.start()

@@ -152,9 +152,10 @@ def test_generated_files(tmp_path: Path, secured: tuple[int, dict[str, str], Pat
     acl = (out / "acl").read_text()
     assert f"user gate-north\ntopic write {GATE}/telemetry\n" in acl
     assert f"topic read {GATE}/cmd" in acl and f"topic write {GATE}/cmd" not in acl
-    # a second run keeps every password
+    # a second run keeps every password, and its hash
     broker_config(tmp_path / "community.toml", out)
     assert tomllib.loads((out / "credentials.toml").read_text())["accounts"] == creds
+    assert (out / "passwd").read_text() == passwd
 
 
 def test_device_credentials_reach_only_their_own_topics(

@@ -94,13 +94,14 @@ def start_gateway(
 
 
 class Device:
-    """A device's own account over paho, counting what the broker acknowledged to it."""
+    """A device's own account over paho, counting what the broker acknowledged to it. A
+    refused login raises ConnectionRefusedError; ``user=None`` connects without an account."""
 
     def __init__(
         self,
         port: int,
-        user: str,
-        password: str,
+        user: str | None,
+        password: str | None,
         *,
         client_id: str | None = None,
         clean_start: bool = True,
@@ -108,11 +109,15 @@ class Device:
         self.received: list[str] = []
         self.connects = 0
         self.disconnects = 0
+        self.refused: Any = None
         self._lock = threading.Lock()
         self.client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or user, protocol=mqtt.MQTTv5
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=client_id or user or "",
+            protocol=mqtt.MQTTv5,
         )
-        self.client.username_pw_set(user, password)
+        if user is not None:
+            self.client.username_pw_set(user, password)
         self.client.reconnect_delay_set(min_delay=1, max_delay=1)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
@@ -121,10 +126,15 @@ class Device:
         props.SessionExpiryInterval = 3600
         self.client.connect("127.0.0.1", port, clean_start=clean_start, properties=props)
         self.client.loop_start()
-        wait_for(lambda: self.connects, 10, f"{user} connected")
+        wait_for(lambda: self.connects or self.refused, 10, f"{user} connected")
+        if self.refused is not None:
+            self.close()
+            raise ConnectionRefusedError(f"{user}: {self.refused}")
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
-        if not rc.is_failure:
+        if rc.is_failure:
+            self.refused = rc
+        else:
             self.connects += 1
 
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, rc: Any, props: Any) -> None:

@@ -1,4 +1,5 @@
-"""The generated mosquitto.conf: every listener binds client ids to accounts."""
+"""The generated broker configurations (broker-config, the embedded broker): accounts only,
+every listener binding client ids to accounts, a packet limit."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from gateway.broker_config import Listener, Tls, conf_text
+from gateway.mqtt.broker import EmbeddedBroker
 from gateway.mqtt.codec import PACKET_HEADROOM, max_packet_size
 
 
@@ -52,3 +54,19 @@ def test_the_broker_refuses_packets_the_gateway_would_not_take() -> None:
     # the size the gateway advertises in CONNECT for [store] max_payload_bytes = 1000
     assert f"max_packet_size {max_packet_size(1000)}" in head.splitlines()
     assert max_packet_size(1000) == 1000 + PACKET_HEADROOM
+
+
+def test_the_embedded_broker_takes_only_its_accounts(tmp_path: Path) -> None:
+    broker = EmbeddedBroker(
+        tmp_path, port=1884, password_file=tmp_path / "passwd", acl_file=tmp_path / "acl"
+    )
+    text = broker.write_config().read_text()
+    lines = [line for line in text.splitlines() if line and not line.startswith("#")]
+    assert lines[0] == "listener 1884 127.0.0.1"
+    for line in ("allow_anonymous false", f"password_file {tmp_path / 'passwd'}"):
+        assert line in lines
+    assert f"acl_file {tmp_path / 'acl'}" in lines
+    assert "use_username_as_clientid true" in lines
+    assert "allow_anonymous true" not in lines
+    with pytest.raises(ValueError, match="both"):
+        EmbeddedBroker(tmp_path, password_file=tmp_path / "passwd")
