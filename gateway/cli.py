@@ -215,6 +215,11 @@ def cmd_broker_config(args: argparse.Namespace) -> int:
     registry = load_registry(args.community)
     try:
         listeners = tuple(Listener.parse(text) for text in args.listen or [DEFAULT_LISTEN])
+        max_payload = (
+            DEFAULT_MAX_PAYLOAD if args.max_payload_bytes is None else args.max_payload_bytes
+        )
+        if max_payload < 256:  # as [store] max_payload_bytes
+            raise ValueError(f"--max-payload-bytes {max_payload}: at least 256")
         tls = None
         if args.certfile or args.keyfile or args.cafile:
             if not (args.certfile and args.keyfile):
@@ -228,7 +233,7 @@ def cmd_broker_config(args: argparse.Namespace) -> int:
             gateway_user=args.gateway_user,
             listeners=listeners,
             tls=tls,
-            max_payload_bytes=args.max_payload_bytes or DEFAULT_MAX_PAYLOAD,
+            max_payload_bytes=max_payload,
         )
     except (OSError, ValueError) as exc:
         print(f"courtyard: {exc}", file=sys.stderr)
