@@ -197,6 +197,8 @@ def write_accounts(
     names = [gateway_user, *sorted(d.id for d in registry.devices)]
     if gateway_user in names[1:]:
         raise ValueError(f"the gateway account {gateway_user!r} is also a device id")
+    if not gateway_user or any(ch in gateway_user for ch in ':"\\\n\r'):
+        raise ValueError(f"the gateway account {gateway_user!r} cannot be a broker user name")
     known = _load_credentials(out / "credentials.toml")
     # a kept password keeps its hash: hashing is ~0.15 ms an account, 15 s for 100,000
     # devices at every start of the embedded broker

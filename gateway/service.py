@@ -131,9 +131,12 @@ class Gateway:
         username, password = s.mqtt.username or None, s.mqtt.password or None
         if s.mqtt.url is None:
             # the same accounts and ACLs as broker-config: a device per account, the gateway
-            # on its own (so no local program can pose as a device or ack a door's command)
+            # on its own (so no local program can pose as a device or ack a door's command),
+            # named after its client id so that its session keeps the name it had
             folder = s.data_dir / "broker"
-            self.accounts = write_accounts(self.registry, folder, prefix=s.mqtt.prefix)
+            self.accounts = write_accounts(
+                self.registry, folder, prefix=s.mqtt.prefix, gateway_user=s.mqtt.client_id
+            )
             self.broker = EmbeddedBroker(
                 folder,
                 password_file=self.accounts.passwd,

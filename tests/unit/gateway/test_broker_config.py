@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.broker_config import Listener, Tls, conf_text
+from gateway.broker_config import Listener, Tls, conf_text, write_accounts
+from gateway.config import Registry
 from gateway.mqtt.broker import EmbeddedBroker
 from gateway.mqtt.codec import PACKET_HEADROOM, max_packet_size
 
@@ -70,3 +71,9 @@ def test_the_embedded_broker_takes_only_its_accounts(tmp_path: Path) -> None:
     assert "allow_anonymous true" not in lines
     with pytest.raises(ValueError, match="both"):
         EmbeddedBroker(tmp_path, password_file=tmp_path / "passwd")
+
+
+@pytest.mark.parametrize("name", ["", "a:b", 'say "hi"', "two\nlines"])
+def test_a_gateway_account_that_cannot_be_written_is_refused(tmp_path: Path, name: str) -> None:
+    with pytest.raises(ValueError, match="cannot be a broker user name"):
+        write_accounts(Registry(), tmp_path, gateway_user=name)
