@@ -47,7 +47,7 @@ GATE = "community/c1/access/gate-north"
 ENTRANCE = "community/c1/access/b3-entrance"
 
 
-def broker_config(community: Path, out: Path) -> str:
+def broker_config(community: Path, out: Path, *extra: str) -> str:
     done = subprocess.run(
         [
             sys.executable,
@@ -58,6 +58,7 @@ def broker_config(community: Path, out: Path) -> str:
             str(community),
             "--out",
             str(out),
+            *extra,
         ],
         cwd=REPO,
         capture_output=True,
@@ -119,17 +120,16 @@ def secured(tmp_path: Path) -> Iterator[tuple[int, dict[str, str], Path]]:
     community = tmp_path / "community.toml"
     community.write_text(REGISTRY)
     out = tmp_path / "broker-auth"
-    stdout = broker_config(community, out)
+    port = free_port()
+    stdout = broker_config(community, out, "--listen", f"127.0.0.1:{port}")
     assert "4 accounts (4 new passwords)" in stdout
     creds = tomllib.loads((out / "credentials.toml").read_text())["accounts"]
     for password in creds.values():
         assert password not in stdout
-    port = free_port()
     conf = tmp_path / "mosquitto.conf"
     conf.write_text(
         (out / "mosquitto.conf").read_text()
         + f"\nuser {getpass.getuser()}\npersistence false\n"
-        + f"listener {port} 127.0.0.1\nuse_username_as_clientid true\n"
         + f"log_dest file {tmp_path / 'mosquitto.log'}\n"
     )
     proc = subprocess.Popen([need("mosquitto", "mosquitto"), "-c", str(conf)])
@@ -152,9 +152,10 @@ def test_generated_files(tmp_path: Path, secured: tuple[int, dict[str, str], Pat
     acl = (out / "acl").read_text()
     assert f"user gate-north\ntopic write {GATE}/telemetry\n" in acl
     assert f"topic read {GATE}/cmd" in acl and f"topic write {GATE}/cmd" not in acl
-    # a second run keeps every password
+    # a second run keeps every password, and its hash
     broker_config(tmp_path / "community.toml", out)
     assert tomllib.loads((out / "credentials.toml").read_text())["accounts"] == creds
+    assert (out / "passwd").read_text() == passwd
 
 
 def test_device_credentials_reach_only_their_own_topics(
