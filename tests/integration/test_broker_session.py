@@ -9,68 +9,24 @@ start with that id, while the gateway was away, erased everything queued for it.
 
 from __future__ import annotations
 
-import contextlib
-import getpass
 import json
 import sqlite3
-import subprocess
-import threading
 import time
-import tomllib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from firmware_stubs.community import Community, load_credentials
-from gateway.mqtt.broker import free_port
-from tests.integration.conftest import wait_for
-from tests.integration.servers import GatewayProcess, need, wait_port
-from tests.integration.test_broker_acl import REGISTRY, broker_config
+from tests.support.broker import REGISTRY, Device, broker_from_generated_files
+from tests.support.broker import GeneratedBroker as Broker
+from tests.support.servers import GatewayProcess
+from tests.support.wait import wait_for
 
 ENTRANCE = "community/c1/access/b3-entrance"
 METER = "community/c1/meter/m-1"
 GATEWAY_CLIENT_ID = "courtyard-test"  # what GatewayProcess configures as [mqtt] client_id
-
-
-@dataclass
-class Broker:
-    port: int
-    creds: dict[str, str]
-    log: Path
-
-
-@contextlib.contextmanager
-def broker_from_generated_files(workdir: Path, registry: str) -> Iterator[Broker]:
-    community = workdir / "community.toml"
-    community.write_text(registry)
-    out = workdir / "broker-auth"
-    port = free_port()
-    broker_config(community, out, "--listen", f"127.0.0.1:{port}")
-    creds = tomllib.loads((out / "credentials.toml").read_text())["accounts"]
-    data = workdir / "broker-data"
-    data.mkdir()
-    log = workdir / "mosquitto.log"
-    conf = workdir / "mosquitto.conf"
-    # only what the operator's own broker would add: who it runs as, persistence, a log
-    conf.write_text(
-        (out / "mosquitto.conf").read_text()
-        + f"\nuser {getpass.getuser()}\npersistence true\npersistence_location {data}/\n"
-        + f"log_dest file {log}\nlog_type all\n"
-    )
-    proc = subprocess.Popen([need("mosquitto", "mosquitto"), "-c", str(conf)])
-    try:
-        wait_port("127.0.0.1", port)
-        yield Broker(port, creds, log)
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 @pytest.fixture
@@ -91,71 +47,6 @@ def start_gateway(
     gw = gateway_factory(mqtt_url=f"mqtt://127.0.0.1:{broker.port}", registry=registry)
     gw.start()
     return gw
-
-
-class Device:
-    """A device's own account over paho, counting what the broker acknowledged to it. A
-    refused login raises ConnectionRefusedError; ``user=None`` connects without an account."""
-
-    def __init__(
-        self,
-        port: int,
-        user: str | None,
-        password: str | None,
-        *,
-        client_id: str | None = None,
-        clean_start: bool = True,
-    ) -> None:
-        self.received: list[str] = []
-        self.connects = 0
-        self.disconnects = 0
-        self.refused: Any = None
-        self._lock = threading.Lock()
-        self.client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
-            client_id=client_id or user or "",
-            protocol=mqtt.MQTTv5,
-        )
-        if user is not None:
-            self.client.username_pw_set(user, password)
-        self.client.reconnect_delay_set(min_delay=1, max_delay=1)
-        self.client.on_connect = self._on_connect
-        self.client.on_disconnect = self._on_disconnect
-        self.client.on_message = self._on_message
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = 3600
-        self.client.connect("127.0.0.1", port, clean_start=clean_start, properties=props)
-        self.client.loop_start()
-        wait_for(lambda: self.connects or self.refused, 10, f"{user} connected")
-        if self.refused is not None:
-            self.close()
-            raise ConnectionRefusedError(f"{user}: {self.refused}")
-
-    def _on_connect(self, client: Any, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
-        if rc.is_failure:
-            self.refused = rc
-        else:
-            self.connects += 1
-
-    def _on_disconnect(self, client: Any, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
-        self.disconnects += 1
-
-    def _on_message(self, client: Any, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        with self._lock:
-            self.received.append(msg.topic)
-
-    def publish(self, topic: str, payload: bytes, timeout: float = 10) -> bool:
-        """True once the broker acknowledged it (PUBACK)."""
-        info = self.client.publish(topic, payload, qos=1)
-        try:
-            info.wait_for_publish(timeout)
-        except (RuntimeError, ValueError):  # the connection went away meanwhile
-            return False
-        return info.is_published()
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
 
 
 def event(seq: int) -> bytes:

@@ -13,10 +13,9 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.integration.conftest import wait_for
-from tests.integration.servers import GatewayProcess, Mosquitto
-from tests.integration.test_broker_acl import REGISTRY
-from tests.integration.test_broker_session import Device
+from tests.support.broker import REGISTRY, Device
+from tests.support.servers import GatewayProcess, Mosquitto
+from tests.support.wait import wait_for
 
 GATE = "community/c1/access/gate-north"
 

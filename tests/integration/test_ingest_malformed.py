@@ -6,7 +6,7 @@ import json
 import sqlite3
 import time
 
-from tests.integration.conftest import wait_for
+from tests.support.wait import wait_for
 
 REGISTRY = """
 [[communities]]

@@ -9,8 +9,9 @@ import time
 from collections.abc import Callable
 
 from gateway.mqtt.codec import PACKET_HEADROOM
-from tests.integration.conftest import Publisher, wait_for
-from tests.integration.servers import GatewayProcess, Mosquitto
+from tests.integration.conftest import Publisher
+from tests.support.servers import GatewayProcess, Mosquitto
+from tests.support.wait import wait_for
 
 T = "community/c1/meter/m-1/telemetry"
 MAX_PAYLOAD = 65536  # [store] max_payload_bytes, the default
