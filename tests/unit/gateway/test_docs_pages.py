@@ -47,6 +47,11 @@ def test_a_docs_page_loads_only_files_the_gateway_serves(
         assert asset.status_code == 200, url
         assert len(asset.content) > 1000, url  # the real file, not an error page
     assert "'/openapi.json'" in html.text or '"/openapi.json"' in html.text
+    # the browser itself keeps the page to the gateway's origin, inline scripts by their hash
+    policy = html.headers["content-security-policy"]
+    assert "default-src 'none'" in policy
+    assert "'unsafe-inline'" not in policy.partition("script-src")[2].partition(";")[0]
+    assert "img-src 'self' data:;" in policy
 
 
 def test_the_openapi_document_lists_no_docs_or_console_route(client: TestClient) -> None:
