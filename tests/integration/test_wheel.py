@@ -25,8 +25,8 @@ from playwright.sync_api import Route, sync_playwright
 from gateway.api.console import PAGES
 from gateway.mqtt.broker import free_port
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
-from tests.integration.conftest import wait_for
-from tests.integration.servers import REPO
+from tests.support.servers import REPO
+from tests.support.wait import wait_for
 from tests.unit.test_package_data import run_time_files
 
 KEY = "wheel-check-platform-key-0123456789"
