@@ -90,7 +90,7 @@ class Gateway:
         self.fieldbus: Fieldbus | None = None
         self.now_ms = now_ms
         self.started_ms = now_ms()
-        self.store = Store(settings.store.path, now_ms=now_ms)
+        self.store = Store(settings.store.path, now_ms=now_ms, durability=settings.store.durability)
         self.queries = Queries(settings.store.path)
         self.broker: EmbeddedBroker | None = None
         self.client: MqttClient | None = None
@@ -99,7 +99,9 @@ class Gateway:
         self.alerting: Alerting | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.authenticator = Authenticator(settings.auth, [c.id for c in registry.communities])
-        self.audit = AuditLog(settings.store.path, now_ms=now_ms)
+        self.audit = AuditLog(
+            settings.store.path, now_ms=now_ms, durability=settings.store.durability
+        )
         self.commands = CommandService(
             settings.commands,
             prefix=settings.mqtt.prefix,

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from devices.model import Decoded
-from gateway.store.schema import KIND_CODES, STATUS, TELEMETRY, connect, migrate
+from gateway.store.schema import KIND_CODES, STATUS, TELEMETRY, Durability, connect, migrate
 
 HEAD_BYTES = 1024
 EXPIRE_CHUNK = 5000
@@ -76,8 +76,15 @@ class WriteResult:
 class Store:
     """The SQLite store. ``open()`` before use, ``close()`` after; not thread-safe."""
 
-    def __init__(self, path: str, *, now_ms: Callable[[], int] | None = None) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        now_ms: Callable[[], int] | None = None,
+        durability: Durability = "full",
+    ) -> None:
         self.path = path
+        self.durability = durability
         self._now_ms = now_ms or (lambda: int(time.time() * 1000))
         self._conn: sqlite3.Connection | None = None
         self.devices: dict[str, DeviceState] = {}
@@ -97,7 +104,7 @@ class Store:
         return self._conn
 
     def open(self) -> None:
-        self._conn = connect(self.path)
+        self._conn = connect(self.path, durability=self.durability)
         migrate(self._conn)
         self._load_devices()
         for reason, count in self._conn.execute(
