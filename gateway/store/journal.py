@@ -2,6 +2,8 @@
 
 One :class:`Store` owns the writing connection and lives on the event loop (commits run
 inline: measured here, a commit handed to a thread per batch was about three times slower).
+With ``durability = "full"`` a commit returns only once it is synced to stable storage; the
+rules, alerts, tickets and webhook outbox write on this connection too, so theirs are as well.
 Device state (online, last seen, latest values) is kept in memory and written back with the
 batch that changed it, so a read of ``/devices`` never touches the journal.
 """
