@@ -107,14 +107,15 @@ async def drain(messages: int, pairs: int) -> dict[str, float]:
             rates[d].append(messages / wall)
     ratios = [f / n for f, n in zip(rates["full"], rates["normal"], strict=True)]
     out = {
-        "drain_full_msgs_per_s": statistics.median(rates["full"]),
-        "drain_normal_msgs_per_s": statistics.median(rates["normal"]),
+        "in_process_full_msgs_per_s": statistics.median(rates["full"]),
+        "in_process_normal_msgs_per_s": statistics.median(rates["normal"]),
         "durable_ratio_full_to_normal_in_process": statistics.median(ratios),
     }
     print(
         f"ingest of {messages:,} messages ({commits} commits): full"
-        f" {out['drain_full_msgs_per_s']:,.0f} msg/s, normal {out['drain_normal_msgs_per_s']:,.0f}"
-        f" msg/s, ratio {out['durable_ratio_full_to_normal_in_process']:.3f}"
+        f" {out['in_process_full_msgs_per_s']:,.0f} msg/s,"
+        f" normal {out['in_process_normal_msgs_per_s']:,.0f} msg/s,"
+        f" ratio {out['durable_ratio_full_to_normal_in_process']:.3f}"
         f" (median of {pairs} pairs, {min(ratios):.3f}-{max(ratios):.3f})"
     )
     return out
