@@ -86,9 +86,9 @@ class Gateway:
         self.clock: Clock = clock or SystemClock()
         self.now_ms = self.clock.now_ms
         self.started_ms = self.now_ms()
-        self.store = Store(s.store.path, now_ms=self.now_ms)
+        self.store = Store(s.store.path, now_ms=self.now_ms, durability=s.store.durability)
         self.queries = Queries(s.store.path)
-        self.audit = AuditLog(s.store.path, now_ms=self.now_ms)
+        self.audit = AuditLog(s.store.path, now_ms=self.now_ms, durability=s.store.durability)
         self.broker: Broker
         self.accounts: Accounts | None = None  # the embedded broker's (credentials.toml)
         username, password = s.mqtt.username or None, s.mqtt.password or None
