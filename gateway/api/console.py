@@ -22,7 +22,9 @@ from gateway import resources
 from gateway.api.deps import AlertingDep, GatewayDep
 from gateway.auth import Principal
 from gateway.console import session, views
+from gateway.console.throttle import Busy, SignInGuard, parse_networks
 from gateway.rules.service import AlertCleared, AlertNotFound
+from gateway.service import Gateway
 from gateway.store.queries import QueryError, parse_time
 
 templates = Jinja2Templates(directory=resources.console_dir("templates"))
@@ -57,13 +59,22 @@ PageUser = Annotated[Principal, Depends(_page_user)]
 ApiUser = Annotated[Principal, Depends(_api_user)]
 
 
-def _throttle(request: Request) -> session.LoginThrottle:
-    """The app's sign-in throttle, made with the first sign-in."""
+def _guard(request: Request, gateway: Gateway) -> SignInGuard:
+    """The app's sign-in limits, made from ``[console]`` with the first sign-in."""
     state = request.app.state
-    if getattr(state, "console_throttle", None) is None:
-        state.console_throttle = session.LoginThrottle()
-    throttle: session.LoginThrottle = state.console_throttle
-    return throttle
+    if getattr(state, "console_sign_in", None) is None:
+        c = gateway.settings.console
+        state.console_sign_in = SignInGuard(
+            per_address=c.sign_in_failures_per_address,
+            per_name=c.sign_in_failures_per_name,
+            overall=c.sign_in_failures_overall,
+            window_s=c.sign_in_window_s,
+            checks_at_once=c.password_checks_at_once,
+            checks_waiting=c.password_checks_waiting,
+            trusted_proxies=parse_networks(c.trusted_proxies),
+        )
+    guard: SignInGuard = state.console_sign_in
+    return guard
 
 
 def _render(request: Request, page: str, principal: Principal, **data: Any) -> HTMLResponse:
@@ -99,28 +110,33 @@ async def login(request: Request, gateway: GatewayDep) -> Response:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "cross-origin request refused")
     form = parse_qs((await request.body()).decode("utf-8", errors="replace"))
     key, name, password = ((form.get(f) or [""])[0] for f in ("key", "operator", "password"))
-    throttle = _throttle(request)
-    # platform keys (16+ random characters) are not worth guessing; an operator password is,
-    # so failures count per name and client address (not per name alone: a stranger could
-    # then lock the guard out)
-    client = request.client.host if request.client else ""
-    who = "" if key else f"{name}@{client}"
-    if who and throttle.blocked(who):
-        raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS,
-            "too many failed sign-ins: wait a minute",
-            headers={"Retry-After": str(int(throttle.window_s))},
-        )
+    guard = _guard(request, gateway)
+    # every attempt counts against its client address, keys too (a key is not worth
+    # guessing, but each failure is still work); a password also against its name there
+    address = guard.address(request)
+    name = "" if key else name
+    too_many = HTTPException(
+        status.HTTP_429_TOO_MANY_REQUESTS,
+        "too many failed sign-ins: wait a minute",
+        headers={"Retry-After": str(int(guard.window_s))},
+    )
+    if guard.blocked(address, name):
+        raise too_many
     if key:
         token = session.login(gateway, key)
     else:
-        token = await run_in_threadpool(session.login_operator, gateway, name, password)
+        try:
+            token = await guard.check(lambda: session.login_operator(gateway, name, password))
+        except Busy:
+            raise HTTPException(
+                status.HTTP_429_TOO_MANY_REQUESTS,
+                "too many sign-ins at once: try again in a moment",
+                headers={"Retry-After": "1"},
+            ) from None
     if token is None:
-        if who:
-            throttle.failed(who)
+        guard.failed(address, name)
         return RedirectResponse("/console/login?error=1", status.HTTP_303_SEE_OTHER)
-    if who:
-        throttle.succeeded(who)
+    guard.succeeded(address, name)
     response = RedirectResponse("/console/security", status.HTTP_303_SEE_OTHER)
     session.set_cookie(response, request, token)
     return response

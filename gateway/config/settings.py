@@ -216,6 +216,26 @@ class ConsoleOperator(Section):
 
 class ConsoleSettings(Section):
     operators: list[ConsoleOperator] = []
+    # sign-in limits (gateway/console/throttle.py): failed sign-ins per client address, per
+    # operator name at an address, and from everywhere together, in a sliding window
+    sign_in_failures_per_address: int = Field(default=10, ge=1)
+    sign_in_failures_per_name: int = Field(default=5, ge=1)
+    sign_in_failures_overall: int = Field(default=100, ge=1)
+    sign_in_window_s: float = Field(default=60, gt=0, le=86400)
+    # password checks (scrypt, ~50 ms of a core each) running at once, and waiting
+    password_checks_at_once: int = Field(default=1, ge=1, le=16)
+    password_checks_waiting: int = Field(default=8, ge=0, le=1000)
+    # reverse proxies whose X-Forwarded-For is believed (addresses or networks); none: the
+    # connection's peer is the client
+    trusted_proxies: list[str] = []
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, v: list[str]) -> list[str]:
+        from gateway.console.throttle import parse_networks
+
+        parse_networks(v)  # a ValueError names the bad entry
+        return v
 
 
 class Settings(Section):

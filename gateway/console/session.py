@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import time
-from collections.abc import Callable
 
 from fastapi import HTTPException, Request, Response, status
 
@@ -88,41 +86,3 @@ def check_csrf(request: Request, sent: str | None) -> None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "cross-origin request refused")
     if not sent or not hmac.compare_digest(sent, csrf_token(request)):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "missing or wrong CSRF token")
-
-
-class LoginThrottle:
-    """At most ``limit`` failed sign-ins per operator name (or per key attempt) in ``window_s``;
-    past that, every attempt is refused until the window has passed. In memory: a restart
-    forgets, which costs an attacker a restart of the gateway per few guesses."""
-
-    def __init__(
-        self,
-        limit: int = 5,
-        window_s: float = 60.0,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.limit = limit
-        self.window_s = window_s
-        self.monotonic = monotonic
-        self._failures: dict[str, list[float]] = {}
-
-    def _recent(self, who: str) -> list[float]:
-        now = self.monotonic()
-        kept = [t for t in self._failures.get(who, []) if now - t < self.window_s]
-        if kept:
-            self._failures[who] = kept
-        else:
-            self._failures.pop(who, None)
-        return kept
-
-    def blocked(self, who: str) -> bool:
-        return len(self._recent(who)) >= self.limit
-
-    def failed(self, who: str) -> None:
-        self._recent(who)
-        if len(self._failures) > 10_000:  # bounded: forget the oldest names first
-            self._failures.pop(next(iter(self._failures)))
-        self._failures.setdefault(who, []).append(self.monotonic())
-
-    def succeeded(self, who: str) -> None:
-        self._failures.pop(who, None)
