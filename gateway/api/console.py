@@ -143,9 +143,10 @@ async def login(request: Request, gateway: GatewayDep) -> Response:
 
 
 @router.post("/logout")
-async def logout(request: Request, principal: ApiUser) -> Response:
+async def logout(request: Request, gateway: GatewayDep, principal: ApiUser) -> Response:
     form = parse_qs((await request.body()).decode("utf-8", errors="replace"))
     session.check_csrf(request, (form.get("csrf") or [""])[0])
+    session.logout(gateway, request)
     response = RedirectResponse("/console/login", status.HTTP_303_SEE_OTHER)
     session.clear_cookie(response, request)
     return response

@@ -14,7 +14,7 @@ import hmac
 
 from fastapi import HTTPException, Request, Response, status
 
-from gateway.api.deps import SESSION_COOKIE, issue_session, verify_session
+from gateway.api.deps import SESSION_COOKIE, end_session, issue_session, verify_session
 from gateway.auth import PLATFORM, AuthError, Principal
 from gateway.console.password import verify
 from gateway.service import Gateway
@@ -67,6 +67,14 @@ def clear_cookie(response: Response, request: Request) -> None:
     )
 
 
+def logout(gateway: Gateway, request: Request) -> None:
+    """End the request's session on the server too: the cookie no longer works, wherever a
+    copy of it is."""
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        end_session(gateway, token)
+
+
 def current(gateway: Gateway, request: Request) -> Principal | None:
     token = request.cookies.get(SESSION_COOKIE)
     return verify_session(gateway, token) if token else None
@@ -74,7 +82,11 @@ def current(gateway: Gateway, request: Request) -> Principal | None:
 
 def csrf_token(request: Request) -> str:
     """Bound to the session cookie: a token from another session does not pass."""
-    cookie = request.cookies.get(SESSION_COOKIE, "")
+    return csrf_for(request.cookies.get(SESSION_COOKIE, ""))
+
+
+def csrf_for(cookie: str) -> str:
+    """The CSRF token of the session whose cookie is ``cookie``."""
     return hmac.new(cookie.encode(), b"courtyard-console-csrf", hashlib.sha256).hexdigest()
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
@@ -33,8 +35,18 @@ def settings(**console: object) -> Settings:
     )
 
 
-def client(peer: str = "198.51.100.7", **console: object) -> TestClient:
-    return TestClient(console_app(settings(**console)), client=(peer, 40000))
+Client = Callable[..., TestClient]
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Client:
+    """``client(peer, **console settings)``: a test client connecting from ``peer``."""
+
+    def make(peer: str = "198.51.100.7", **console: object) -> TestClient:
+        app = console_app(settings(**console), tmp_path / "store.db")
+        return TestClient(app, client=(peer, 40000))
+
+    return make
 
 
 def sign_in(c: TestClient, headers: dict[str, str] | None = None, **form: str) -> int:
@@ -42,7 +54,7 @@ def sign_in(c: TestClient, headers: dict[str, str] | None = None, **form: str) -
     return r.status_code
 
 
-def test_fresh_names_from_one_address_are_throttled() -> None:
+def test_fresh_names_from_one_address_are_throttled(client: Client) -> None:
     c = client(sign_in_failures_per_address=4)
     for i in range(4):
         assert sign_in(c, operator=f"name-{i}", password="guess") == 303
@@ -52,7 +64,7 @@ def test_fresh_names_from_one_address_are_throttled() -> None:
     assert sign_in(other, key=PLATFORM_KEY) == 303  # another address is not locked out
 
 
-def test_wrong_platform_keys_are_throttled_too() -> None:
+def test_wrong_platform_keys_are_throttled_too(client: Client) -> None:
     c = client(sign_in_failures_per_address=3)
     for i in range(3):
         assert sign_in(c, key=f"not-a-key-{i:08d}-padding") == 303
@@ -60,7 +72,7 @@ def test_wrong_platform_keys_are_throttled_too() -> None:
     assert sign_in(c, key=PLATFORM_KEY) == 429
 
 
-def test_x_forwarded_for_from_a_client_changes_nothing() -> None:
+def test_x_forwarded_for_from_a_client_changes_nothing(client: Client) -> None:
     c = client(sign_in_failures_per_address=3)
     for i in range(3):
         fake = {"X-Forwarded-For": f"203.0.113.{i}"}
@@ -68,7 +80,7 @@ def test_x_forwarded_for_from_a_client_changes_nothing() -> None:
     assert sign_in(c, {"X-Forwarded-For": "203.0.113.99"}, key=PLATFORM_KEY) == 429
 
 
-def test_x_forwarded_for_from_a_trusted_proxy_names_the_client() -> None:
+def test_x_forwarded_for_from_a_trusted_proxy_names_the_client(client: Client) -> None:
     c = client("10.0.0.2", sign_in_failures_per_address=2, trusted_proxies=["10.0.0.0/24"])
     # the client wrote the left entry itself; the proxy appended the address it saw
     attacker = {"X-Forwarded-For": "1.2.3.4, 203.0.113.5"}
@@ -79,7 +91,7 @@ def test_x_forwarded_for_from_a_trusted_proxy_names_the_client() -> None:
     assert sign_in(c, {"X-Forwarded-For": "203.0.113.6"}, key=PLATFORM_KEY) == 303
 
 
-def test_ipv6_clients_are_counted_by_their_64() -> None:
+def test_ipv6_clients_are_counted_by_their_64(client: Client) -> None:
     c = client("2001:db8:1:2::10", sign_in_failures_per_address=2)
     for _ in range(2):
         assert sign_in(c, key="wrong-key-wrong-key-wrong") == 303
@@ -87,7 +99,7 @@ def test_ipv6_clients_are_counted_by_their_64() -> None:
     assert sign_in(same_64, key=PLATFORM_KEY) == 429
 
 
-def test_failures_from_everywhere_together_are_limited() -> None:
+def test_failures_from_everywhere_together_are_limited(client: Client) -> None:
     c = client(sign_in_failures_per_address=100, sign_in_failures_overall=5)
     for i in range(5):
         peer = TestClient(c.app, client=(f"192.0.2.{i}", 40000))
@@ -95,7 +107,7 @@ def test_failures_from_everywhere_together_are_limited() -> None:
     assert sign_in(TestClient(c.app, client=("192.0.2.99", 40000)), key=PLATFORM_KEY) == 429
 
 
-def test_a_mistyped_name_blocks_that_name_before_the_address() -> None:
+def test_a_mistyped_name_blocks_that_name_before_the_address(client: Client) -> None:
     c = client(sign_in_failures_per_address=10, sign_in_failures_per_name=2)
     for _ in range(2):
         assert sign_in(c, operator="guard", password="typo") == 303
@@ -103,10 +115,12 @@ def test_a_mistyped_name_blocks_that_name_before_the_address() -> None:
     assert sign_in(c, key=PLATFORM_KEY) == 303
 
 
-def test_concurrent_password_sign_ins_hash_one_at_a_time_and_the_excess_is_refused() -> None:
+def test_concurrent_password_sign_ins_hash_one_at_a_time_and_the_excess_is_refused(
+    client: Client,
+) -> None:
     """40 attempts at once: the hashing runs one at a time, at most ``waiting`` queue behind
     it, the rest is refused without hashing."""
-    app = console_app(settings(password_checks_at_once=1, password_checks_waiting=3))
+    app = client(password_checks_at_once=1, password_checks_waiting=3).app
 
     async def attempts() -> list[int]:
         transport = httpx.ASGITransport(app=app, client=("192.0.2.1", 1))
