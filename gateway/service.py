@@ -136,7 +136,11 @@ class Gateway:
             call_later=self.clock.call_later,
             maximum_packet_size=packet_limit,
         )
-        self.authenticator = Authenticator(s.auth, [c.id for c in registry.communities])
+        self.authenticator = Authenticator(
+            s.auth,
+            [c.id for c in registry.communities],
+            revoked_before=self.revocations.resident_revoked_before,
+        )
         self.commands = CommandService(
             s.commands,
             prefix=s.mqtt.prefix,
