@@ -20,6 +20,7 @@ from gateway.api import (
     tickets,
 )
 from gateway.api.docs import install as install_docs
+from gateway.api.headers import ConsoleHeaders
 from gateway.config import Registry, Settings
 from gateway.service import Gateway
 
@@ -58,4 +59,5 @@ def create_app(settings: Settings, registry: Registry, gateway: Gateway | None =
     app.include_router(console.router)  # the web console (dashboards/console)
     app.mount("/console/static", console.static, name="console-static")
     install_docs(app)  # the site root (to the console), /docs and /redoc
+    app.add_middleware(ConsoleHeaders)  # CSP, no framing, no sniffing under /console
     return app
