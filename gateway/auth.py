@@ -45,6 +45,7 @@ from gateway.config import AuthSettings, ConfigError
 ID_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 PLATFORM = "platform"
 RESIDENT = "resident"
+READ, METRICS, WRITE, COMMAND = "read", "metrics", "write", "command"
 TOKEN_CACHE = 4096
 
 
@@ -67,9 +68,21 @@ class Principal:
     building: str = ""
     unit: str = ""
     credential: str = ""
+    # a platform key's scopes (``read``, ``metrics``, ``write``, ``command``); None: a key
+    # configured without scopes, which may read, write and command, and read /metrics only
+    # if it reaches every community
+    scopes: frozenset[str] | None = None
 
     def may_see(self, community: str) -> bool:
         return self.communities is None or community in self.communities
+
+    def allows(self, scope: str) -> bool:
+        """Whether this caller's scopes cover ``scope`` (see :attr:`scopes`)."""
+        if self.scopes is not None:
+            return scope in self.scopes
+        if scope == METRICS:
+            return self.communities is None
+        return True
 
     @property
     def is_resident(self) -> bool:
@@ -131,6 +144,7 @@ class Authenticator:
                 k.key.encode(),
                 f"platform-key-{i}",
                 None if k.communities is None else frozenset(k.communities),
+                None if k.scopes is None else frozenset(k.scopes),
             )
             for i, k in enumerate(settings.platform_keys)
         ]
@@ -157,9 +171,9 @@ class Authenticator:
 
     def authenticate(self, token: str) -> Principal:
         raw = token.encode()
-        for key, name, scope in self._platform:
+        for key, name, scope, scopes in self._platform:
             if hmac.compare_digest(raw, key):
-                return Principal(PLATFORM, name, scope, credential=name)
+                return Principal(PLATFORM, name, scope, credential=name, scopes=scopes)
         if self._key is None or token.count(".") != 2:
             raise AuthError("invalid token")
         return self._resident(token)

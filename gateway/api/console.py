@@ -19,7 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from gateway import resources
-from gateway.api.deps import AlertingDep, GatewayDep
+from gateway.api.deps import AlertingDep, GatewayDep, require_scope
 from gateway.auth import Principal
 from gateway.console import session, views
 from gateway.console.throttle import Busy, SignInGuard, parse_networks
@@ -45,10 +45,18 @@ async def _page_user(request: Request, gateway: GatewayDep) -> Principal:
     principal = session.current(gateway, request)
     if principal is None:
         raise HTTPException(status.HTTP_303_SEE_OTHER, headers={"Location": "/console/login"})
-    return principal
+    return require_scope(principal, request)
 
 
 async def _api_user(request: Request, gateway: GatewayDep) -> Principal:
+    principal = session.current(gateway, request)
+    if principal is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "sign in to the console first")
+    return require_scope(principal, request)
+
+
+async def _signed_in(request: Request, gateway: GatewayDep) -> Principal:
+    """Any session, whatever its scopes (signing out needs none)."""
     principal = session.current(gateway, request)
     if principal is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "sign in to the console first")
@@ -56,6 +64,7 @@ async def _api_user(request: Request, gateway: GatewayDep) -> Principal:
 
 
 PageUser = Annotated[Principal, Depends(_page_user)]
+SignedIn = Annotated[Principal, Depends(_signed_in)]
 ApiUser = Annotated[Principal, Depends(_api_user)]
 
 
@@ -143,7 +152,7 @@ async def login(request: Request, gateway: GatewayDep) -> Response:
 
 
 @router.post("/logout")
-async def logout(request: Request, gateway: GatewayDep, principal: ApiUser) -> Response:
+async def logout(request: Request, gateway: GatewayDep, principal: SignedIn) -> Response:
     form = parse_qs((await request.body()).decode("utf-8", errors="replace"))
     session.check_csrf(request, (form.get("csrf") or [""])[0])
     session.logout(gateway, request)

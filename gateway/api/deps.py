@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException, Request, status
 
 from gateway.audit import AuditLog
-from gateway.auth import AuthError, Principal
+from gateway.auth import COMMAND, METRICS, READ, WRITE, AuthError, Principal
 from gateway.commands import CommandService
 from gateway.rules.service import Alerting
 from gateway.service import Gateway
@@ -76,14 +76,41 @@ def _bearer(request: Request) -> str:
     return token.strip()
 
 
+def scope_for(request: Request) -> str:
+    """The scope a request needs of a platform key: ``metrics`` for ``/metrics``,
+    ``command`` for an unlock or a device command, ``read`` for a GET, ``write`` for any
+    other change. Decided here, for every route at once, so that no route can forget it."""
+    path: str = request.scope["path"]
+    if path == "/metrics":
+        return METRICS
+    if request.method in ("GET", "HEAD"):
+        return READ
+    if path.endswith(("/unlock", "/commands")):
+        return COMMAND
+    return WRITE
+
+
+def require_scope(principal: Principal, request: Request) -> Principal:
+    """403 unless ``principal`` may do what ``request`` asks (see :func:`scope_for`)."""
+    scope = scope_for(request)
+    if not principal.allows(scope):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"this key lacks the {scope!r} scope")
+    return principal
+
+
 def any_principal(request: Request, gateway: GatewayDep) -> Principal:
-    """A platform key or a resident JWT (401 otherwise)."""
+    """A platform key with the scope the request needs (403 otherwise), or a resident JWT
+    (401 otherwise)."""
     try:
-        return gateway.authenticator.authenticate(_bearer(request))
+        principal = gateway.authenticator.authenticate(_bearer(request))
     except AuthError as exc:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, str(exc), headers={"WWW-Authenticate": "Bearer"}
         ) from None
+    # request.scope, not request.url: the unlock passes here, and a URL object costs
+    if principal.scopes is not None or request.scope["path"] == "/metrics":
+        require_scope(principal, request)
+    return principal
 
 
 async def _any_principal_dep(request: Request, gateway: GatewayDep) -> Principal:
@@ -148,12 +175,17 @@ def session_generation(gateway: Gateway, name: str) -> str | None:
             return None
         k = keys[int(index)]
         scope = None if k.communities is None else sorted(k.communities)
-        material = json.dumps(["key", k.key, scope])
+        scopes = None if k.scopes is None else sorted(k.scopes)
+        material = json.dumps(["key", k.key, scope, scopes])
     return _b64(hmac.new(key, material.encode(), hashlib.sha256).digest()[:16])
 
 
 def issue_session(
-    gateway: Gateway, name: str, communities: frozenset[str] | None, ttl_s: int = 43200
+    gateway: Gateway,
+    name: str,
+    communities: frozenset[str] | None,
+    ttl_s: int = 43200,
+    scopes: frozenset[str] | None = None,
 ) -> str:
     """A console session token: ``payload.signature``, HMAC-SHA256 over the payload. The
     payload names the user, its scope, the expiry, a random session id (a sign-out revokes
@@ -169,6 +201,8 @@ def issue_session(
         "sid": secrets.token_urlsafe(16),
         "gen": generation,
     }
+    if scopes is not None:  # a key's scopes hold in its console sessions too
+        claims["scopes"] = sorted(scopes)
     payload = _b64(json.dumps(claims, separators=(",", ":")).encode())
     return f"{payload}.{_b64(hmac.new(key, payload.encode(), hashlib.sha256).digest())}"
 
@@ -205,8 +239,13 @@ def verify_session(gateway: Gateway, token: str) -> Principal | None:
     if claims is None:
         return None
     try:
-        scope = claims.get("communities")
-        return Principal("console", str(claims["sub"]), None if scope is None else frozenset(scope))
+        scope, scopes = claims.get("communities"), claims.get("scopes")
+        return Principal(
+            "console",
+            str(claims["sub"]),
+            None if scope is None else frozenset(scope),
+            scopes=None if scopes is None else frozenset(scopes),
+        )
     except (KeyError, TypeError):
         return None
 
@@ -225,7 +264,7 @@ def platform_or_session(request: Request, gateway: GatewayDep) -> Principal:
         principal = verify_session(gateway, cookie)
         if principal is None:
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid or expired session")
-        return principal
+        return require_scope(principal, request)
     return platform_principal(any_principal(request, gateway))
 
 

@@ -112,9 +112,15 @@ class ApiSettings(Section):
         return host.strip("[]"), int(port)
 
 
+Scope = Literal["read", "metrics", "write", "command"]
+
+
 class PlatformKey(Section):
     key: str = Field(min_length=16, repr=False)
     communities: list[Ident] | None = None  # None: every community
+    # None: read, write and command (as before scopes existed), and /metrics only for a key
+    # of every community; a list: exactly those (docs/security.md)
+    scopes: list[Scope] | None = None
 
 
 # RFC 7518 section 3.2: an HMAC key at least as long as the hash's output

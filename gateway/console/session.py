@@ -15,7 +15,7 @@ import hmac
 from fastapi import HTTPException, Request, Response, status
 
 from gateway.api.deps import SESSION_COOKIE, end_session, issue_session, verify_session
-from gateway.auth import PLATFORM, AuthError, Principal
+from gateway.auth import PLATFORM, READ, AuthError, Principal
 from gateway.console.password import verify
 from gateway.service import Gateway
 
@@ -29,9 +29,11 @@ def login(gateway: Gateway, key: str) -> str | None:
         principal = gateway.authenticator.authenticate(key.strip())
     except AuthError:
         return None
-    if principal.kind != PLATFORM:
-        return None
-    return issue_session(gateway, principal.name, principal.communities, SESSION_TTL_S)
+    if principal.kind != PLATFORM or not principal.allows(READ):
+        return None  # the console shows devices: a key that may not read them may not sign in
+    return issue_session(
+        gateway, principal.name, principal.communities, SESSION_TTL_S, principal.scopes
+    )
 
 
 def login_operator(gateway: Gateway, name: str, password: str) -> str | None:

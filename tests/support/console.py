@@ -23,6 +23,7 @@ class ConsoleGateway:
     settings: Settings
     authenticator: Authenticator
     revocations: Revocations
+    alerting: None = None  # resolved before the session is checked; never reached here
 
 
 def console_app(settings: Settings, store: Path) -> FastAPI:

@@ -93,3 +93,24 @@ def test_sign_out_ends_the_session_everywhere_and_after_a_restart(tmp_path: Path
     restarted = console_app(settings([GUARD]), store)
     assert not page_works(restarted, cookie)
     assert page_works(restarted, kept)
+
+
+def test_key_scopes_hold_in_the_console(tmp_path: Path) -> None:
+    metrics_only = "metrics-only-platform-key-0123456"
+    reader = "read-only-platform-key-0123456789"
+    keys = [
+        PLATFORM_KEY,
+        {"key": metrics_only, "scopes": ["metrics"]},
+        {"key": reader, "scopes": ["read"]},
+    ]
+    app = console_app(settings([GUARD], keys), tmp_path / "store.db")
+    with TestClient(app) as c:
+        r = c.post("/console/login", data={"key": metrics_only}, follow_redirects=False)
+        assert r.headers["location"] == "/console/login?error=1"  # it may not read devices
+    cookie = signed_in(app, key=reader)
+    assert page_works(app, cookie)
+    with TestClient(app, cookies={"courtyard_session": cookie}) as c:
+        r = c.post("/console/alerts/1/ack", headers={"X-CSRF-Token": csrf_for(cookie)})
+        assert r.status_code == 403 and "write" in r.text
+    logout(app, cookie)  # signing out needs no scope
+    assert not page_works(app, cookie)

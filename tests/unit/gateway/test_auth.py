@@ -350,3 +350,32 @@ def test_check_config_names_the_missing_key(tmp_path):
     with pytest.raises(ConfigError, match="jwt_secret is too short") as err:
         load_settings(cfg, {})
     assert 'short"' not in str(err.value) and "'short'" not in str(err.value)
+
+
+# -- platform key scopes (issue 13, finding 17) ----------------------------------------------
+
+
+def test_scopes_of_platform_keys():
+    metrics_only, c1_reader = "metrics-only-key-0123456789", "c1-reader-key-0123456789"
+    auth = Authenticator(
+        settings(
+            platform_keys=[
+                PLATFORM_ALL,
+                {"key": PLATFORM_C2, "communities": ["c2"]},
+                {"key": metrics_only, "scopes": ["metrics"]},
+                {"key": c1_reader, "communities": ["c1"], "scopes": ["read"]},
+            ]
+        ),
+        ["c1", "c2"],
+    )
+    every = auth.authenticate(PLATFORM_ALL)
+    assert all(every.allows(s) for s in ("read", "write", "command", "metrics"))
+    c2 = auth.authenticate(PLATFORM_C2)  # no scopes: as before, but /metrics only for all
+    assert c2.allows("command") and not c2.allows("metrics")
+    m = auth.authenticate(metrics_only)
+    assert m.allows("metrics") and not any(m.allows(s) for s in ("read", "write", "command"))
+    r = auth.authenticate(c1_reader)
+    assert r.allows("read") and not any(r.allows(s) for s in ("write", "command", "metrics"))
+    assert not auth.authenticate(token()).allows("metrics")
+    with pytest.raises(ValidationError):
+        settings(platform_keys=[{"key": PLATFORM_ALL, "scopes": ["admin"]}])
