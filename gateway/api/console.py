@@ -9,6 +9,7 @@ the session's CSRF token.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
@@ -216,14 +217,24 @@ async def energy_csv(
     try:
         since_ms = parse_time(_day(since), "since")
         until_ms = parse_time(_day(until, end=True), "until")
+        # the file name is made of the parsed days, never of the raw input (a CR/LF in it
+        # broke the response header)
+        name = f"energy-{_date(since_ms, 'since')}-{_date(until_ms, 'until')}.csv"
     except QueryError as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
-    name = f"energy-{since[:10]}-{until[:10]}.csv"
     return StreamingResponse(
         views.energy_csv(gateway, principal, since_ms, until_ms),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
+
+
+def _date(ms: int, name: str) -> str:
+    """Epoch ms -> ``YYYY-MM-DD`` (UTC); a time no calendar holds is a QueryError."""
+    try:
+        return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d")
+    except (OverflowError, OSError, ValueError):
+        raise QueryError(f"{name}: out of range") from None
 
 
 def _day(text: str, end: bool = False) -> str:

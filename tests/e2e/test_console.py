@@ -84,6 +84,32 @@ def test_login_cookie_and_csrf(site: Site) -> None:
         )
 
 
+@pytest.mark.parametrize(
+    ("since", "until", "code", "filename"),
+    [
+        ("\r\n2026-01-01", "2026-01-02", 200, "energy-2026-01-01-2026-01-02.csv"),
+        ("2026-01-01", "2026-01-02\r\nSet-Cookie: x=1", 400, None),
+        ("99999999999999999999", "2026-01-02", 400, None),
+        ("2026-01-01", "-99999999999999999", 400, None),
+    ],
+)
+def test_energy_csv_builds_its_file_name_from_checked_days(
+    site: Site, since: str, until: str, code: int, filename: str | None
+) -> None:
+    """The export's file name comes from the parsed days: raw input with a CR/LF used to reach
+    the Content-Disposition header and break the response; absurd numbers are a 400."""
+    base = site.gateway.api
+    good = httpx.post(f"{base}/console/login", data={"key": site.gateway.key})
+    jar = {"courtyard_session": good.cookies["courtyard_session"]}
+    r = httpx.get(
+        f"{base}/console/energy.csv", params={"since": since, "until": until}, cookies=jar
+    )
+    assert r.status_code == code, r.text
+    if filename is not None:
+        assert r.headers["content-disposition"] == f'attachment; filename="{filename}"'
+    assert "set-cookie" not in r.headers
+
+
 def test_operator_account_signs_in(page: Page, site: Site) -> None:
     page.goto("/console/login")
     page.get_by_label("Operator name").fill("guard")
