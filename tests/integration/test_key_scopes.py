@@ -27,12 +27,12 @@ KEYS = f"""platform_keys = [
 """
 
 
-def call(gw: GatewayProcess, key: str, method: str, path: str) -> int:
+def call(gw: GatewayProcess, key: str, method: str, path: str, body: object = None) -> int:
     r = httpx.request(
         method,
         f"{gw.api}{path}",
         headers={"Authorization": f"Bearer {key}"},
-        json={} if method == "POST" else None,
+        json=body if body is not None else {} if method == "POST" else None,
         timeout=10,
     )
     return r.status_code
@@ -67,3 +67,10 @@ def test_scopes_decide_what_a_key_may_do(gateway_factory: Callable[..., GatewayP
     assert call(gw, C1, "GET", devices) == 200
     assert call(gw, C1, "POST", ack) == 404
     assert call(gw, C1, "POST", unlock) == 503
+
+    # revoking a resident is a change (write), within the key's communities
+    revoke, c1 = "/api/v1/residents/r-1/revoke", {"community": "c1"}
+    assert call(gw, READER, "POST", revoke, c1) == 403
+    assert call(gw, METRICS, "POST", revoke, c1) == 403
+    assert call(gw, C1, "POST", revoke, {"community": "c2"}) == 404
+    assert call(gw, C1, "POST", revoke, c1) == 200
