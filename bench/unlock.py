@@ -34,6 +34,7 @@ from firmware_stubs.door import DoorController
 from tests.support.servers import GatewayProcess, Mosquitto
 
 JWT_SECRET = "bench-resident-secret-0123456789abcdef"
+JWT_AUD, JWT_ISS = "courtyard-bench", "residents-bench"
 COMMANDS = """
 [commands]
 timeout_s = 5
@@ -177,7 +178,11 @@ def measure(residents: int, rounds: int, doors: int, rate: int, offline: int = 2
         )
         cfg = (gw.dir / "courtyard.toml").read_text()
         (gw.dir / "courtyard.toml").write_text(
-            cfg.replace("[auth]\n", f'[auth]\njwt_secret = "{JWT_SECRET}"\n')
+            cfg.replace(
+                "[auth]\n",
+                f'[auth]\njwt_secret = "{JWT_SECRET}"\n'
+                f'jwt_audience = "{JWT_AUD}"\njwt_issuer = "{JWT_ISS}"\n',
+            )
         )
         # the doors run in their own process, as real firmware would (not in the load generator)
         door_proc = subprocess.Popen(
@@ -198,6 +203,7 @@ def measure(residents: int, rounds: int, doors: int, rate: int, offline: int = 2
             for r in range(residents):
                 b = r % doors + 1
                 claims = {"sub": f"r-{r}", "community": "c1", "building": f"b{b}", "exp": exp}
+                claims |= {"aud": JWT_AUD, "iss": JWT_ISS}
                 tokens.append((jwt.encode(claims, JWT_SECRET, algorithm="HS256"), f"b{b}-entrance"))
             achieved = 0.0
             if rate > 0:

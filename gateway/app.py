@@ -7,8 +7,20 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from gateway.api import alerts, audit, console, devices, doors, events, health, stream, tickets
+from gateway.api import (
+    alerts,
+    audit,
+    console,
+    devices,
+    doors,
+    events,
+    health,
+    residents,
+    stream,
+    tickets,
+)
 from gateway.api.docs import install as install_docs
+from gateway.api.headers import ConsoleHeaders
 from gateway.config import Registry, Settings
 from gateway.service import Gateway
 
@@ -43,7 +55,9 @@ def create_app(settings: Settings, registry: Registry, gateway: Gateway | None =
     app.include_router(stream.router)  # before events: /events/stream is not an id
     app.include_router(events.router)
     app.include_router(audit.router)
+    app.include_router(residents.router)  # revoking residents' tokens
     app.include_router(console.router)  # the web console (dashboards/console)
     app.mount("/console/static", console.static, name="console-static")
     install_docs(app)  # the site root (to the console), /docs and /redoc
+    app.add_middleware(ConsoleHeaders)  # CSP, no framing, no sniffing under /console
     return app

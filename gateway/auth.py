@@ -6,7 +6,10 @@ Two kinds of credentials reach the API with ``Authorization: Bearer``:
   communities (or all of them);
 - a **resident JWT**, verified with the configured HS256 secret or public key. The algorithm is
   fixed by the configuration and never read from the token, so ``alg: none`` and algorithm
-  confusion are refused; ``exp``, ``sub`` and ``community`` are required.
+  confusion are refused; ``exp``, ``sub``, ``community`` and the configured ``aud`` and
+  ``iss`` are required, and ``exp`` may lie at most ``jwt_max_lifetime_s`` ahead (and after
+  ``iat``). A resident revoked by ``sub`` in a community (:mod:`gateway.revocation`) is
+  refused for every token issued before the revocation's time.
 
 Authorisation is checked on the object on every request (:func:`may_operate`): a resident may
 open the gates of their own community (``building`` empty) and the entrance of their own
@@ -42,6 +45,7 @@ from gateway.config import AuthSettings, ConfigError
 ID_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 PLATFORM = "platform"
 RESIDENT = "resident"
+READ, METRICS, WRITE, COMMAND = "read", "metrics", "write", "command"
 TOKEN_CACHE = 4096
 
 
@@ -64,9 +68,21 @@ class Principal:
     building: str = ""
     unit: str = ""
     credential: str = ""
+    # a platform key's scopes (``read``, ``metrics``, ``write``, ``command``); None: a key
+    # configured without scopes, which may read, write and command, and read /metrics only
+    # if it reaches every community
+    scopes: frozenset[str] | None = None
 
     def may_see(self, community: str) -> bool:
         return self.communities is None or community in self.communities
+
+    def allows(self, scope: str) -> bool:
+        """Whether this caller's scopes cover ``scope`` (see :attr:`scopes`)."""
+        if self.scopes is not None:
+            return scope in self.scopes
+        if scope == METRICS:
+            return self.communities is None
+        return True
 
     @property
     def is_resident(self) -> bool:
@@ -114,17 +130,21 @@ class Authenticator:
         communities: Collection[str] = (),
         *,
         clock: Callable[[], float] = time.time,
+        revoked_before: Callable[[str, str], int | None] | None = None,
     ) -> None:
         self.settings = settings
         self.communities = frozenset(communities)
         self._clock = clock
-        # sha256(token) -> (principal, the moment it stops being accepted)
-        self._verified: OrderedDict[bytes, tuple[Principal, float]] = OrderedDict()
+        # (community, sub) -> tokens issued before this epoch ms are revoked (None: none)
+        self._revoked_before = revoked_before or (lambda _community, _sub: None)
+        # sha256(token) -> (principal, the moment it stops being accepted, issued at in ms)
+        self._verified: OrderedDict[bytes, tuple[Principal, float, float]] = OrderedDict()
         self._platform = [
             (
                 k.key.encode(),
                 f"platform-key-{i}",
                 None if k.communities is None else frozenset(k.communities),
+                None if k.scopes is None else frozenset(k.scopes),
             )
             for i, k in enumerate(settings.platform_keys)
         ]
@@ -151,9 +171,9 @@ class Authenticator:
 
     def authenticate(self, token: str) -> Principal:
         raw = token.encode()
-        for key, name, scope in self._platform:
+        for key, name, scope, scopes in self._platform:
             if hmac.compare_digest(raw, key):
-                return Principal(PLATFORM, name, scope, credential=name)
+                return Principal(PLATFORM, name, scope, credential=name, scopes=scopes)
         if self._key is None or token.count(".") != 2:
             raise AuthError("invalid token")
         return self._resident(token)
@@ -162,32 +182,50 @@ class Authenticator:
         digest = hashlib.sha256(token.encode()).digest()
         hit = self._verified.get(digest)
         if hit is not None:
-            principal, until = hit
-            if self._clock() < until:
-                self._verified.move_to_end(digest)
-                return principal
-            del self._verified[digest]
-            raise AuthError("token expired")
-        principal, exp = self._verify(token, digest)
-        self._verified[digest] = (principal, exp + self.settings.jwt_leeway_s)
-        if len(self._verified) > TOKEN_CACHE:
-            self._verified.popitem(last=False)
+            principal, until, issued_ms = hit
+            if self._clock() >= until:
+                del self._verified[digest]
+                raise AuthError("token expired")
+            self._verified.move_to_end(digest)
+        else:
+            principal, exp, issued_ms = self._verify(token, digest)
+            self._verified[digest] = (principal, exp + self.settings.jwt_leeway_s, issued_ms)
+            if len(self._verified) > TOKEN_CACHE:
+                self._verified.popitem(last=False)
+        # checked on every use, remembered or not: a revocation applies at once
+        (community,) = principal.communities or ("",)
+        before = self._revoked_before(community, principal.name)
+        if before is not None and issued_ms < before:
+            raise AuthError("token revoked")
         return principal
 
-    def _verify(self, token: str, digest: bytes) -> tuple[Principal, float]:
-        """PyJWT's full check, then the claims this gateway needs; also returns ``exp``."""
+    def _verify(self, token: str, digest: bytes) -> tuple[Principal, float, float]:
+        """PyJWT's full check (signature, ``exp``, ``aud``, ``iss``), the lifetime cap, then
+        the claims this gateway needs; also returns ``exp`` and when the token was issued
+        (epoch ms: ``iat``, or without it the earliest the cap allows, ``exp`` minus the
+        longest lifetime, so that a revocation never misses a token)."""
+        s = self.settings
         try:
             claims = jwt.decode(
                 token,
                 self._key,
                 algorithms=[self._algorithm],
-                options={"require": ["exp", "sub"], "verify_aud": False},
-                leeway=self.settings.jwt_leeway_s,
+                audience=s.jwt_audience,
+                issuer=s.jwt_issuer,
+                options={"require": ["exp", "sub", "aud", "iss"]},
+                leeway=s.jwt_leeway_s,
             )
         except jwt.ExpiredSignatureError:
             raise AuthError("token expired") from None
         except jwt.InvalidTokenError as exc:
             raise AuthError(f"invalid token ({type(exc).__name__})") from None
+        exp, iat = claims["exp"], claims.get("iat")
+        longest = s.jwt_max_lifetime_s + s.jwt_leeway_s
+        if not isinstance(exp, int | float) or exp - self._clock() > longest:
+            raise AuthError("invalid token (exp too far ahead)")
+        if iat is not None and (not isinstance(iat, int | float) or exp - iat > longest):
+            raise AuthError("invalid token (lifetime too long)")
+        issued_ms = 1000.0 * (iat if iat is not None else exp - s.jwt_max_lifetime_s)
         sub, community = claims.get("sub"), claims.get("community")
         building, unit = claims.get("building", ""), claims.get("unit", "")
         if not isinstance(sub, str) or not sub or len(sub) > 128:
@@ -211,4 +249,4 @@ class Authenticator:
             unit=unit,
             credential=credential,
         )
-        return principal, float(claims["exp"])
+        return principal, float(exp), issued_ms

@@ -20,9 +20,11 @@ Nothing secret is printed.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import os
 import secrets
+import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -150,11 +152,33 @@ def _load_credentials(path: Path) -> dict[str, str]:
 
 
 def _write_private(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    tmp.replace(path)
+    """Write ``path`` readable by its owner only (0600), whole or not at all.
+
+    The temporary file is new (``mkstemp``: 0600, ``O_EXCL``, a random name), never a file
+    found in the folder: a left-over or planted ``.tmp`` (world-readable, or a symbolic link
+    elsewhere) used to keep its mode, or be written through, with the passwords in it. The
+    rename gives ``path`` the new file's mode, whatever the old one had."""
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        tmp.replace(path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def _private_folder(out: Path) -> None:
+    """Create ``out`` readable by its owner only (0700); an existing folder is left as the
+    operator set it up (a broker user may need to reach it), its files are 0600 anyway."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(mode=0o700)
+    except FileExistsError:
+        return
+    out.chmod(0o700)  # mkdir's mode passes through the umask; this one does not
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +216,7 @@ def write_accounts(
 ) -> Accounts:
     """Write ``passwd``, ``acl`` and ``credentials.toml`` into ``out``: an account per device of
     the registry and one for the gateway; passwords already in ``credentials.toml`` are kept."""
-    out.mkdir(parents=True, exist_ok=True)
+    _private_folder(out)
     out = out.resolve()
     names = [gateway_user, *sorted(d.id for d in registry.devices)]
     if gateway_user in names[1:]:
@@ -227,9 +251,7 @@ def write_accounts(
             f"{name}:{hashes.get(name) or mosquitto_hash(passwords[name])}\n" for name in names
         ),
     )
-    (out / "acl").write_text(
-        acl_text(registry, prefix=prefix, gateway_user=gateway_user), encoding="utf-8"
-    )
+    _write_private(out / "acl", acl_text(registry, prefix=prefix, gateway_user=gateway_user))
     return Accounts(out, gateway_user, passwords[gateway_user], len(names), new)
 
 
@@ -248,5 +270,5 @@ def write_broker_config(
         raise ValueError("at least one listener is needed")
     accounts = write_accounts(registry, out, prefix=prefix, gateway_user=gateway_user)
     conf = conf_text(accounts.folder, listeners, tls=tls, max_payload_bytes=max_payload_bytes)
-    (accounts.folder / "mosquitto.conf").write_text(conf, encoding="utf-8")
+    _write_private(accounts.folder / "mosquitto.conf", conf)
     return Written(accounts.folder, accounts.accounts, accounts.new_passwords)

@@ -28,6 +28,7 @@ from gateway.ingest import Acker, Ingest
 from gateway.mqtt import Batch, Broker, EmbeddedBroker, MqttClient, OperatorBroker, Received
 from gateway.mqtt.broker import free_port
 from gateway.mqtt.codec import max_packet_size
+from gateway.revocation import Revocations
 from gateway.rules.service import Alerting
 from gateway.sinks import Sink, build_sink
 from gateway.store.journal import Accepted, Store
@@ -89,6 +90,7 @@ class Gateway:
         self.store = Store(s.store.path, now_ms=self.now_ms, durability=s.store.durability)
         self.queries = Queries(s.store.path)
         self.audit = AuditLog(s.store.path, now_ms=self.now_ms, durability=s.store.durability)
+        self.revocations = Revocations(s.store.path)  # signed-out sessions, residents
         self.broker: Broker
         self.accounts: Accounts | None = None  # the embedded broker's (credentials.toml)
         username, password = s.mqtt.username or None, s.mqtt.password or None
@@ -134,7 +136,11 @@ class Gateway:
             call_later=self.clock.call_later,
             maximum_packet_size=packet_limit,
         )
-        self.authenticator = Authenticator(s.auth, [c.id for c in registry.communities])
+        self.authenticator = Authenticator(
+            s.auth,
+            [c.id for c in registry.communities],
+            revoked_before=self.revocations.resident_revoked_before,
+        )
         self.commands = CommandService(
             s.commands,
             prefix=s.mqtt.prefix,
@@ -166,6 +172,7 @@ class Gateway:
         Path(s.store.path).parent.mkdir(parents=True, exist_ok=True)
         self.store.open()
         self.audit.open()
+        self.revocations.open()
         self.store.register(
             (d.id, d.community, d.device_class, d.building) for d in self.registry.devices
         )
@@ -260,6 +267,7 @@ class Gateway:
             self.store.checkpoint_state()
         self.store.close()
         self.audit.close()
+        self.revocations.close()
         self.queries.close()
         await self.broker.stop()
         log.info("gateway stopped")

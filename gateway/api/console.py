@@ -9,6 +9,7 @@ the session's CSRF token.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
@@ -19,10 +20,12 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from gateway import resources
-from gateway.api.deps import AlertingDep, GatewayDep
+from gateway.api.deps import AlertingDep, GatewayDep, require_scope
 from gateway.auth import Principal
 from gateway.console import session, views
+from gateway.console.throttle import Busy, SignInGuard, parse_networks
 from gateway.rules.service import AlertCleared, AlertNotFound
+from gateway.service import Gateway
 from gateway.store.queries import QueryError, parse_time
 
 templates = Jinja2Templates(directory=resources.console_dir("templates"))
@@ -43,10 +46,18 @@ async def _page_user(request: Request, gateway: GatewayDep) -> Principal:
     principal = session.current(gateway, request)
     if principal is None:
         raise HTTPException(status.HTTP_303_SEE_OTHER, headers={"Location": "/console/login"})
-    return principal
+    return require_scope(principal, request)
 
 
 async def _api_user(request: Request, gateway: GatewayDep) -> Principal:
+    principal = session.current(gateway, request)
+    if principal is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "sign in to the console first")
+    return require_scope(principal, request)
+
+
+async def _signed_in(request: Request, gateway: GatewayDep) -> Principal:
+    """Any session, whatever its scopes (signing out needs none)."""
     principal = session.current(gateway, request)
     if principal is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "sign in to the console first")
@@ -54,16 +65,26 @@ async def _api_user(request: Request, gateway: GatewayDep) -> Principal:
 
 
 PageUser = Annotated[Principal, Depends(_page_user)]
+SignedIn = Annotated[Principal, Depends(_signed_in)]
 ApiUser = Annotated[Principal, Depends(_api_user)]
 
 
-def _throttle(request: Request) -> session.LoginThrottle:
-    """The app's sign-in throttle, made with the first sign-in."""
+def _guard(request: Request, gateway: Gateway) -> SignInGuard:
+    """The app's sign-in limits, made from ``[console]`` with the first sign-in."""
     state = request.app.state
-    if getattr(state, "console_throttle", None) is None:
-        state.console_throttle = session.LoginThrottle()
-    throttle: session.LoginThrottle = state.console_throttle
-    return throttle
+    if getattr(state, "console_sign_in", None) is None:
+        c = gateway.settings.console
+        state.console_sign_in = SignInGuard(
+            per_address=c.sign_in_failures_per_address,
+            per_name=c.sign_in_failures_per_name,
+            overall=c.sign_in_failures_overall,
+            window_s=c.sign_in_window_s,
+            checks_at_once=c.password_checks_at_once,
+            checks_waiting=c.password_checks_waiting,
+            trusted_proxies=parse_networks(c.trusted_proxies),
+        )
+    guard: SignInGuard = state.console_sign_in
+    return guard
 
 
 def _render(request: Request, page: str, principal: Principal, **data: Any) -> HTMLResponse:
@@ -99,37 +120,43 @@ async def login(request: Request, gateway: GatewayDep) -> Response:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "cross-origin request refused")
     form = parse_qs((await request.body()).decode("utf-8", errors="replace"))
     key, name, password = ((form.get(f) or [""])[0] for f in ("key", "operator", "password"))
-    throttle = _throttle(request)
-    # platform keys (16+ random characters) are not worth guessing; an operator password is,
-    # so failures count per name and client address (not per name alone: a stranger could
-    # then lock the guard out)
-    client = request.client.host if request.client else ""
-    who = "" if key else f"{name}@{client}"
-    if who and throttle.blocked(who):
-        raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS,
-            "too many failed sign-ins: wait a minute",
-            headers={"Retry-After": str(int(throttle.window_s))},
-        )
+    guard = _guard(request, gateway)
+    # every attempt counts against its client address, keys too (a key is not worth
+    # guessing, but each failure is still work); a password also against its name there
+    address = guard.address(request)
+    name = "" if key else name
+    too_many = HTTPException(
+        status.HTTP_429_TOO_MANY_REQUESTS,
+        "too many failed sign-ins: wait a minute",
+        headers={"Retry-After": str(int(guard.window_s))},
+    )
+    if guard.blocked(address, name):
+        raise too_many
     if key:
         token = session.login(gateway, key)
     else:
-        token = await run_in_threadpool(session.login_operator, gateway, name, password)
+        try:
+            token = await guard.check(lambda: session.login_operator(gateway, name, password))
+        except Busy:
+            raise HTTPException(
+                status.HTTP_429_TOO_MANY_REQUESTS,
+                "too many sign-ins at once: try again in a moment",
+                headers={"Retry-After": "1"},
+            ) from None
     if token is None:
-        if who:
-            throttle.failed(who)
+        guard.failed(address, name)
         return RedirectResponse("/console/login?error=1", status.HTTP_303_SEE_OTHER)
-    if who:
-        throttle.succeeded(who)
+    guard.succeeded(address, name)
     response = RedirectResponse("/console/security", status.HTTP_303_SEE_OTHER)
     session.set_cookie(response, request, token)
     return response
 
 
 @router.post("/logout")
-async def logout(request: Request, principal: ApiUser) -> Response:
+async def logout(request: Request, gateway: GatewayDep, principal: SignedIn) -> Response:
     form = parse_qs((await request.body()).decode("utf-8", errors="replace"))
     session.check_csrf(request, (form.get("csrf") or [""])[0])
+    session.logout(gateway, request)
     response = RedirectResponse("/console/login", status.HTTP_303_SEE_OTHER)
     session.clear_cookie(response, request)
     return response
@@ -190,14 +217,24 @@ async def energy_csv(
     try:
         since_ms = parse_time(_day(since), "since")
         until_ms = parse_time(_day(until, end=True), "until")
+        # the file name is made of the parsed days, never of the raw input (a CR/LF in it
+        # broke the response header)
+        name = f"energy-{_date(since_ms, 'since')}-{_date(until_ms, 'until')}.csv"
     except QueryError as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
-    name = f"energy-{since[:10]}-{until[:10]}.csv"
     return StreamingResponse(
         views.energy_csv(gateway, principal, since_ms, until_ms),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
+
+
+def _date(ms: int, name: str) -> str:
+    """Epoch ms -> ``YYYY-MM-DD`` (UTC); a time no calendar holds is a QueryError."""
+    try:
+        return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d")
+    except (OverflowError, OSError, ValueError):
+        raise QueryError(f"{name}: out of range") from None
 
 
 def _day(text: str, end: bool = False) -> str:

@@ -115,11 +115,19 @@ class ApiSettings(Section):
         return host.strip("[]"), int(port)
 
 
+Scope = Literal["read", "metrics", "write", "command"]
+
+
 class PlatformKey(Section):
     key: str = Field(min_length=16, repr=False)
     communities: list[Ident] | None = None  # None: every community
+    # None: read, write and command (as before scopes existed), and /metrics only for a key
+    # of every community; a list: exactly those (docs/security.md)
+    scopes: list[Scope] | None = None
 
 
+# RFC 7518 section 3.2: an HMAC key at least as long as the hash's output
+HMAC_KEY_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
 JwtAlgorithm = Literal["HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "EdDSA"]
 
 
@@ -130,18 +138,40 @@ class AuthSettings(Section):
     # the algorithm of the public key (RS256 for RSA, ES256 for P-256, EdDSA for Ed25519)
     jwt_algorithm: JwtAlgorithm | None = None
     jwt_leeway_s: float = Field(default=30, ge=0, le=300)
+    # required with resident tokens: a token must name this gateway's audience and issuer
+    # (a token the same issuer made for another service is refused)
+    jwt_audience: str = ""
+    jwt_issuer: str = ""
+    # the longest a token may live: exp - iat, and exp - now at every check
+    jwt_max_lifetime_s: float = Field(default=86400, gt=0, le=30 * 86400)
     platform_keys: list[PlatformKey] = []
 
     @model_validator(mode="after")
     def _one_jwt_key(self) -> AuthSettings:
         if self.jwt_secret and self.jwt_public_key_file:
             raise ValueError("set jwt_secret or jwt_public_key_file, not both")
+        if self.jwt_secret or self.jwt_public_key_file:
+            for name in ("jwt_audience", "jwt_issuer"):
+                if not getattr(self, name).strip():
+                    raise ValueError(
+                        f"auth.{name} is required with resident tokens (jwt_secret or"
+                        f" jwt_public_key_file): the `{name.removeprefix('jwt_')[:3]}` claim"
+                        " every resident token must carry (docs/security.md)"
+                    )
         if self.jwt_algorithm is not None:
             symmetric = self.jwt_algorithm.startswith("HS")
             if symmetric and self.jwt_public_key_file:
                 raise ValueError(f"{self.jwt_algorithm} needs jwt_secret, not a public key")
             if not symmetric and self.jwt_secret:
                 raise ValueError(f"{self.jwt_algorithm} needs jwt_public_key_file")
+        if self.jwt_secret:
+            need = HMAC_KEY_BYTES[self.jwt_algorithm or "HS256"]
+            if len(self.jwt_secret.encode()) < need:
+                raise ValueError(
+                    f"auth.jwt_secret is too short: {self.jwt_algorithm or 'HS256'} needs at"
+                    f" least {need} bytes (e.g. python -c 'import secrets;"
+                    " print(secrets.token_urlsafe(48))')"
+                )
         return self
 
     @field_validator("platform_keys", mode="before")
@@ -219,6 +249,26 @@ class ConsoleOperator(Section):
 
 class ConsoleSettings(Section):
     operators: list[ConsoleOperator] = []
+    # sign-in limits (gateway/console/throttle.py): failed sign-ins per client address, per
+    # operator name at an address, and from everywhere together, in a sliding window
+    sign_in_failures_per_address: int = Field(default=10, ge=1)
+    sign_in_failures_per_name: int = Field(default=5, ge=1)
+    sign_in_failures_overall: int = Field(default=100, ge=1)
+    sign_in_window_s: float = Field(default=60, gt=0, le=86400)
+    # password checks (scrypt, ~50 ms of a core each) running at once, and waiting
+    password_checks_at_once: int = Field(default=1, ge=1, le=16)
+    password_checks_waiting: int = Field(default=8, ge=0, le=1000)
+    # reverse proxies whose X-Forwarded-For is believed (addresses or networks); none: the
+    # connection's peer is the client
+    trusted_proxies: list[str] = []
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, v: list[str]) -> list[str]:
+        from gateway.console.throttle import parse_networks
+
+        parse_networks(v)  # a ValueError names the bad entry
+        return v
 
 
 class Settings(Section):

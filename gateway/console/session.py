@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import time
-from collections.abc import Callable
 
 from fastapi import HTTPException, Request, Response, status
 
-from gateway.api.deps import SESSION_COOKIE, issue_session, verify_session
-from gateway.auth import PLATFORM, AuthError, Principal
+from gateway.api.deps import SESSION_COOKIE, end_session, issue_session, verify_session
+from gateway.auth import PLATFORM, READ, AuthError, Principal
 from gateway.console.password import verify
 from gateway.service import Gateway
 
@@ -31,9 +29,11 @@ def login(gateway: Gateway, key: str) -> str | None:
         principal = gateway.authenticator.authenticate(key.strip())
     except AuthError:
         return None
-    if principal.kind != PLATFORM:
-        return None
-    return issue_session(gateway, principal.name, principal.communities, SESSION_TTL_S)
+    if principal.kind != PLATFORM or not principal.allows(READ):
+        return None  # the console shows devices: a key that may not read them may not sign in
+    return issue_session(
+        gateway, principal.name, principal.communities, SESSION_TTL_S, principal.scopes
+    )
 
 
 def login_operator(gateway: Gateway, name: str, password: str) -> str | None:
@@ -69,6 +69,14 @@ def clear_cookie(response: Response, request: Request) -> None:
     )
 
 
+def logout(gateway: Gateway, request: Request) -> None:
+    """End the request's session on the server too: the cookie no longer works, wherever a
+    copy of it is."""
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        end_session(gateway, token)
+
+
 def current(gateway: Gateway, request: Request) -> Principal | None:
     token = request.cookies.get(SESSION_COOKIE)
     return verify_session(gateway, token) if token else None
@@ -76,7 +84,11 @@ def current(gateway: Gateway, request: Request) -> Principal | None:
 
 def csrf_token(request: Request) -> str:
     """Bound to the session cookie: a token from another session does not pass."""
-    cookie = request.cookies.get(SESSION_COOKIE, "")
+    return csrf_for(request.cookies.get(SESSION_COOKIE, ""))
+
+
+def csrf_for(cookie: str) -> str:
+    """The CSRF token of the session whose cookie is ``cookie``."""
     return hmac.new(cookie.encode(), b"courtyard-console-csrf", hashlib.sha256).hexdigest()
 
 
@@ -88,41 +100,3 @@ def check_csrf(request: Request, sent: str | None) -> None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "cross-origin request refused")
     if not sent or not hmac.compare_digest(sent, csrf_token(request)):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "missing or wrong CSRF token")
-
-
-class LoginThrottle:
-    """At most ``limit`` failed sign-ins per operator name (or per key attempt) in ``window_s``;
-    past that, every attempt is refused until the window has passed. In memory: a restart
-    forgets, which costs an attacker a restart of the gateway per few guesses."""
-
-    def __init__(
-        self,
-        limit: int = 5,
-        window_s: float = 60.0,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.limit = limit
-        self.window_s = window_s
-        self.monotonic = monotonic
-        self._failures: dict[str, list[float]] = {}
-
-    def _recent(self, who: str) -> list[float]:
-        now = self.monotonic()
-        kept = [t for t in self._failures.get(who, []) if now - t < self.window_s]
-        if kept:
-            self._failures[who] = kept
-        else:
-            self._failures.pop(who, None)
-        return kept
-
-    def blocked(self, who: str) -> bool:
-        return len(self._recent(who)) >= self.limit
-
-    def failed(self, who: str) -> None:
-        self._recent(who)
-        if len(self._failures) > 10_000:  # bounded: forget the oldest names first
-            self._failures.pop(next(iter(self._failures)))
-        self._failures.setdefault(who, []).append(self.monotonic())
-
-    def succeeded(self, who: str) -> None:
-        self._failures.pop(who, None)

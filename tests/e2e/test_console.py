@@ -84,6 +84,32 @@ def test_login_cookie_and_csrf(site: Site) -> None:
         )
 
 
+@pytest.mark.parametrize(
+    ("since", "until", "code", "filename"),
+    [
+        ("\r\n2026-01-01", "2026-01-02", 200, "energy-2026-01-01-2026-01-02.csv"),
+        ("2026-01-01", "2026-01-02\r\nSet-Cookie: x=1", 400, None),
+        ("99999999999999999999", "2026-01-02", 400, None),
+        ("2026-01-01", "-99999999999999999", 400, None),
+    ],
+)
+def test_energy_csv_builds_its_file_name_from_checked_days(
+    site: Site, since: str, until: str, code: int, filename: str | None
+) -> None:
+    """The export's file name comes from the parsed days: raw input with a CR/LF used to reach
+    the Content-Disposition header and break the response; absurd numbers are a 400."""
+    base = site.gateway.api
+    good = httpx.post(f"{base}/console/login", data={"key": site.gateway.key})
+    jar = {"courtyard_session": good.cookies["courtyard_session"]}
+    r = httpx.get(
+        f"{base}/console/energy.csv", params={"since": since, "until": until}, cookies=jar
+    )
+    assert r.status_code == code, r.text
+    if filename is not None:
+        assert r.headers["content-disposition"] == f'attachment; filename="{filename}"'
+    assert "set-cookie" not in r.headers
+
+
 def test_operator_account_signs_in(page: Page, site: Site) -> None:
     page.goto("/console/login")
     page.get_by_label("Operator name").fill("guard")
@@ -236,3 +262,29 @@ def test_every_page_is_accessible_at_phone_width_and_screenshotted(page: Page, s
         assert overflow <= 390, f"{name}: {overflow} px wide at a 390 px phone width"
     page.goto("/console/login")
     page.screenshot(path=str(SCREENSHOTS / "login.png"))
+
+
+def test_every_page_works_under_its_content_security_policy(page: Page, site: Site) -> None:
+    """The console's pages carry a strict policy, and nothing they do breaks it: the browser
+    reports no violation while the pages load, the live feed connects and the charts draw."""
+    violations: list[str] = []
+    page.on(
+        "console", lambda m: violations.append(m.text) if "Content Security" in m.text else None
+    )
+    page.add_init_script(
+        "document.addEventListener('securitypolicyviolation', e => console.error("
+        "'Content Security violation: ' + e.violatedDirective + ' ' + e.blockedURI));"
+    )
+    first = page.goto("/console/login")
+    assert first is not None
+    assert "frame-ancestors 'none'" in first.headers["content-security-policy"]
+    assert first.headers["x-frame-options"] == "DENY"
+    login(page, site.gateway.key)
+    expect(page.locator("#live")).to_have_text("live")  # the event stream, under connect-src
+    for name, title in PAGES.items():
+        r = page.goto(f"/console/{name}")
+        assert r is not None and r.headers["x-content-type-options"] == "nosniff"
+        expect(page.get_by_role("heading", level=1)).to_have_text(title)
+    page.goto("/console/energy")
+    assert page.locator("svg rect.bar").count() >= 1
+    assert violations == []

@@ -29,6 +29,7 @@ from tests.support.servers import GatewayProcess, Mosquitto
 from tests.support.wait import wait_for
 
 JWT_SECRET = "test-resident-jwt-secret-0123456789abcdef"
+JWT_CLAIMS_CONFIG = 'jwt_audience = "courtyard-test"\njwt_issuer = "residents-test"\n'
 SECRETS = {
     name: f"{i:02x}" * 32
     for i, name in enumerate(
@@ -77,6 +78,8 @@ def resident(sub: str = "r-42", building: str = "b3", community: str = "c1", **k
         "building": building,
         "unit": f"{building}-0101",
         "exp": int(time.time()) + 600,
+        "aud": "courtyard-test",
+        "iss": "residents-test",
         **kw,
     }
     return jwt.encode(claims, JWT_SECRET, algorithm="HS256")
@@ -151,7 +154,7 @@ def site(mosquitto: Mosquitto, gateway_factory: Callable[..., GatewayProcess]) -
         extra=COMMANDS,
     )
     cfg = (gw.dir / "courtyard.toml").read_text()
-    cfg = cfg.replace("[auth]\n", f'[auth]\njwt_secret = "{JWT_SECRET}"\n')
+    cfg = cfg.replace("[auth]\n", f'[auth]\njwt_secret = "{JWT_SECRET}"\n{JWT_CLAIMS_CONFIG}')
     (gw.dir / "courtyard.toml").write_text(cfg)
     gw.start()
     rec = Recorder(mosquitto.port)

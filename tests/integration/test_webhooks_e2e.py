@@ -150,8 +150,9 @@ def test_event_stream_filters_resume_and_cookie(mosquitto, gateway_factory, rece
     # the console's session cookie, scoped to another community: sees nothing of c1
     settings = load_settings(gw.dir / "courtyard.toml", environ={})
     holder = SimpleNamespace(settings=settings)
-    good = issue_session(holder, "console-user", None)  # type: ignore[arg-type]
-    other = issue_session(holder, "c2-user", frozenset({"c2"}))  # type: ignore[arg-type]
+    # (a session names the key it signed in with: the only key of this config)
+    good = issue_session(holder, "platform-key-0", None)  # type: ignore[arg-type]
+    other = issue_session(holder, "platform-key-0", frozenset({"c2"}))  # type: ignore[arg-type]
     with httpx.stream(
         "GET", url, cookies={SESSION_COOKIE: good}, headers={"Last-Event-ID": "0-0"}, timeout=20
     ) as r:

@@ -6,7 +6,7 @@ import pytest
 
 from gateway.config import ConsoleOperator
 from gateway.console.password import check_format, hash_password, verify
-from gateway.console.session import LoginThrottle
+from gateway.console.throttle import FailureCounter
 
 
 def test_hash_and_verify() -> None:
@@ -46,9 +46,9 @@ def test_config_keeps_the_hash_out_of_repr() -> None:
     assert h not in repr(op)
 
 
-def test_login_throttle_counts_failures_in_a_window() -> None:
+def test_failure_counter_counts_failures_in_a_window() -> None:
     now = [0.0]
-    t = LoginThrottle(limit=3, window_s=60, monotonic=lambda: now[0])
+    t = FailureCounter(3, window_s=60, monotonic=lambda: now[0])
     for _ in range(3):
         assert not t.blocked("guard@10.0.0.9")
         t.failed("guard@10.0.0.9")
@@ -59,7 +59,7 @@ def test_login_throttle_counts_failures_in_a_window() -> None:
     now[0] = 61.0
     assert not t.blocked("guard@10.0.0.9")
     t.failed("guard@10.0.0.9")
-    t.succeeded("guard@10.0.0.9")
+    t.forget("guard@10.0.0.9")
     t.failed("guard@10.0.0.9")
     t.failed("guard@10.0.0.9")
-    assert not t.blocked("guard@10.0.0.9")  # a success starts the count again
+    assert not t.blocked("guard@10.0.0.9")  # forgotten: the count starts again

@@ -12,11 +12,14 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from pydantic import ValidationError
 
 from gateway.auth import Authenticator, AuthError, Principal, may_operate
-from gateway.config import AuthSettings, ConfigError
+from gateway.config import AuthSettings, ConfigError, load_settings
 
 SECRET = "resident-token-secret-0123456789abcdef"
+AUD = "courtyard-gateway"
+ISS = "https://residents.example"
 PLATFORM_ALL = "platform-key-all-0123456789"
 PLATFORM_C2 = "platform-key-c2-only-0123456"
 
@@ -24,6 +27,8 @@ PLATFORM_C2 = "platform-key-c2-only-0123456"
 def settings(**kw: object) -> AuthSettings:
     base: dict[str, object] = {
         "jwt_secret": SECRET,
+        "jwt_audience": AUD,
+        "jwt_issuer": ISS,
         "platform_keys": [PLATFORM_ALL, {"key": PLATFORM_C2, "communities": ["c2"]}],
     }
     return AuthSettings.model_validate({**base, **kw})
@@ -36,6 +41,8 @@ def token(secret: str = SECRET, alg: str = "HS256", **claims: object) -> str:
         "building": "b3",
         "unit": "b3-0101",
         "exp": int(time.time()) + 600,
+        "aud": AUD,
+        "iss": ISS,
     }
     body.update(claims)
     return jwt.encode({k: v for k, v in body.items() if v is not None}, secret, algorithm=alg)
@@ -183,6 +190,7 @@ def test_public_key_tokens(tmp_path, kind):
     auth = Authenticator(settings(jwt_secret="", jwt_public_key_file=str(pem)), ["c1"])
     assert auth.algorithm == alg
     claims = {"sub": "r-1", "community": "c1", "building": "b3", "exp": int(time.time()) + 60}
+    claims |= {"aud": AUD, "iss": ISS}
     assert auth.authenticate(jwt.encode(claims, private, algorithm=alg)).name == "r-1"
     # algorithm confusion: an HS256 token keyed with the public key's PEM text
     head = base64.urlsafe_b64encode(b'{"alg":"HS256","typ":"JWT"}').rstrip(b"=").decode()
@@ -249,3 +257,125 @@ def test_platform_keys_are_scoped_to_their_communities(auth):
         assert may_operate(everything, *device) == ""
     assert may_operate(c2, *DOORS["other-gate"]) == ""
     assert may_operate(c2, *DOORS["barrier-1"]) == "other_community"
+
+
+# -- audience, issuer, lifetime, revocation, secrets (issue 13, finding 9) ----------------------
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"aud": "another-service"},
+        {"aud": None},
+        {"iss": "https://someone-else.example"},
+        {"iss": None},
+    ],
+)
+def test_a_token_for_another_audience_or_from_another_issuer_is_refused(auth, claims):
+    with pytest.raises(AuthError):
+        auth.authenticate(token(**claims))
+
+
+def test_an_audience_list_naming_this_gateway_is_accepted(auth):
+    assert auth.authenticate(token(aud=["billing", AUD])).name == "r-42"
+
+
+def test_token_lifetime_is_capped():
+    auth = Authenticator(settings(jwt_max_lifetime_s=3600), ["c1"])
+    now = int(time.time())
+    with pytest.raises(AuthError, match="exp too far ahead"):
+        auth.authenticate(token(exp=253402300799))  # the year 9999
+    with pytest.raises(AuthError, match="exp too far ahead"):
+        auth.authenticate(token(exp=now + 3600 + 31 + 5))
+    with pytest.raises(AuthError, match="lifetime too long"):
+        auth.authenticate(token(iat=now - 7200, exp=now + 600))  # minted for 2 h 10 min
+    assert auth.authenticate(token(iat=now, exp=now + 3600)).name == "r-42"
+
+
+class Revoked(dict[tuple[str, str], int]):
+    def before(self, community: str, sub: str) -> int | None:
+        return self.get((community, sub))
+
+
+def test_a_revoked_resident_is_refused_even_for_a_remembered_token():
+    revoked = Revoked()
+    now = [time.time()]
+    auth = Authenticator(
+        settings(), ["c1", "c2"], clock=lambda: now[0], revoked_before=revoked.before
+    )
+    old = token(iat=int(now[0]) - 60)
+    assert auth.authenticate(old).name == "r-42"  # verified and remembered
+    revoked[("c1", "r-42")] = int(now[0] * 1000)
+    with pytest.raises(AuthError, match="revoked"):
+        auth.authenticate(old)
+    # the same sub in another community is another person
+    assert auth.authenticate(token(iat=int(now[0]) - 60, community="c2")).name == "r-42"
+    # a token issued after the revocation is accepted again
+    assert auth.authenticate(token(iat=int(now[0]) + 1, exp=int(now[0]) + 600)).name == "r-42"
+
+
+def test_a_token_without_iat_counts_as_issued_as_early_as_the_cap_allows():
+    revoked = Revoked()
+    now = time.time()
+    auth = Authenticator(settings(jwt_max_lifetime_s=3600), ["c1"], revoked_before=revoked.before)
+    revoked[("c1", "r-42")] = int(now * 1000)
+    # exp 10 minutes ahead: issued at the latest ... 50 minutes ago, before the revocation
+    with pytest.raises(AuthError, match="revoked"):
+        auth.authenticate(token(exp=int(now) + 600))
+
+
+@pytest.mark.parametrize(
+    ("alg", "secret"),
+    [("HS256", "x"), ("HS256", "a" * 31), ("HS384", "a" * 47), ("HS512", "a" * 63)],
+)
+def test_short_hmac_secrets_are_refused_by_the_config(alg, secret):
+    with pytest.raises(ValidationError, match="jwt_secret is too short"):
+        settings(jwt_secret=secret, jwt_algorithm=alg)
+
+
+@pytest.mark.parametrize("missing", ["jwt_audience", "jwt_issuer"])
+def test_resident_tokens_need_an_audience_and_an_issuer(missing):
+    with pytest.raises(ValidationError, match=f"auth.{missing} is required"):
+        settings(**{missing: ""})
+    AuthSettings(platform_keys=[PLATFORM_ALL])  # no resident tokens: neither is needed
+
+
+def test_check_config_names_the_missing_key(tmp_path):
+    cfg = tmp_path / "courtyard.toml"
+    cfg.write_text(f'[auth]\njwt_secret = "{SECRET}"\njwt_issuer = "{ISS}"\n')
+    with pytest.raises(ConfigError, match="jwt_audience") as err:
+        load_settings(cfg, {})
+    assert SECRET not in str(err.value)
+    cfg.write_text(f'[auth]\njwt_secret = "short"\njwt_audience = "a"\njwt_issuer = "{ISS}"\n')
+    with pytest.raises(ConfigError, match="jwt_secret is too short") as err:
+        load_settings(cfg, {})
+    assert 'short"' not in str(err.value) and "'short'" not in str(err.value)
+
+
+# -- platform key scopes (issue 13, finding 17) ----------------------------------------------
+
+
+def test_scopes_of_platform_keys():
+    metrics_only, c1_reader = "metrics-only-key-0123456789", "c1-reader-key-0123456789"
+    auth = Authenticator(
+        settings(
+            platform_keys=[
+                PLATFORM_ALL,
+                {"key": PLATFORM_C2, "communities": ["c2"]},
+                {"key": metrics_only, "scopes": ["metrics"]},
+                {"key": c1_reader, "communities": ["c1"], "scopes": ["read"]},
+            ]
+        ),
+        ["c1", "c2"],
+    )
+    every = auth.authenticate(PLATFORM_ALL)
+    assert all(every.allows(s) for s in ("read", "write", "command", "metrics"))
+    c2 = auth.authenticate(PLATFORM_C2)  # no scopes: as before, but /metrics only for all
+    assert c2.allows("command") and not c2.allows("metrics")
+    m = auth.authenticate(metrics_only)
+    assert m.allows("metrics") and not any(m.allows(s) for s in ("read", "write", "command"))
+    r = auth.authenticate(c1_reader)
+    assert r.allows("read") and not any(r.allows(s) for s in ("write", "command", "metrics"))
+    assert not auth.authenticate(token()).allows("metrics")
+    with pytest.raises(ValidationError):
+        settings(platform_keys=[{"key": PLATFORM_ALL, "scopes": ["admin"]}])

@@ -3,11 +3,13 @@ every listener binding client ids to accounts, a packet limit."""
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import pytest
 
-from gateway.broker_config import Listener, Tls, conf_text, write_accounts
+from gateway.broker_config import Listener, Tls, conf_text, write_accounts, write_broker_config
 from gateway.config import Registry
 from gateway.mqtt.broker import EmbeddedBroker
 from gateway.mqtt.codec import PACKET_HEADROOM, max_packet_size
@@ -77,3 +79,43 @@ def test_the_embedded_broker_takes_only_its_accounts(tmp_path: Path) -> None:
 def test_a_gateway_account_that_cannot_be_written_is_refused(tmp_path: Path, name: str) -> None:
     with pytest.raises(ValueError, match="cannot be a broker user name"):
         write_accounts(Registry(), tmp_path, gateway_user=name)
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.lstat().st_mode)
+
+
+def test_broker_config_files_are_private_whatever_the_folder_held(tmp_path: Path) -> None:
+    """Left-over or planted temporary files (world-readable, or a link to elsewhere) are
+    neither reused nor written through; every file ends up 0600 and a new folder 0700."""
+    out = tmp_path / "courtyard"
+    old = os.umask(0o022)
+    try:
+        write_broker_config(Registry(), out)  # a first run creates the folder
+        assert _mode(out) == 0o700
+        for name in ("credentials.toml", "passwd", "acl"):
+            stale = out / f"{name}.tmp"
+            stale.write_text("left over")
+            stale.chmod(0o644)
+        elsewhere = tmp_path / "elsewhere.txt"
+        elsewhere.write_text("not to be overwritten")
+        (out / "mosquitto.conf.tmp").symlink_to(elsewhere)
+        (out / "acl").chmod(0o644)  # written by an older version
+        write_broker_config(Registry(), out)
+    finally:
+        os.umask(old)
+    for name in ("credentials.toml", "passwd", "acl", "mosquitto.conf"):
+        assert _mode(out / name) == 0o600, name
+    assert elsewhere.read_text() == "not to be overwritten"
+    assert "allow_anonymous false" in (out / "mosquitto.conf").read_text()
+    leftovers = {p.name for p in out.iterdir()} - {
+        "credentials.toml",
+        "passwd",
+        "acl",
+        "mosquitto.conf",
+        "credentials.toml.tmp",
+        "passwd.tmp",
+        "acl.tmp",
+        "mosquitto.conf.tmp",
+    }
+    assert leftovers == set()  # no temporary file of this run stays behind

@@ -54,7 +54,10 @@ class FakeGateway:
 
 
 def app(fast: bool) -> tuple[FastAPI, FakeCommands]:
-    auth = Authenticator(AuthSettings(jwt_secret=SECRET, platform_keys=[KEY]), ["c1"])
+    auth = Authenticator(
+        AuthSettings(jwt_secret=SECRET, jwt_audience="gw", jwt_issuer="app", platform_keys=[KEY]),
+        ["c1"],
+    )
     commands = FakeCommands()
     a = FastAPI()
     a.state.gateway = FakeGateway(auth, commands)
