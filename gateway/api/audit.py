@@ -6,11 +6,12 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query, status
 
-from gateway import audit as A
 from gateway.api.deps import GatewayDep, PlatformDep
+from gateway.audit import Outcome
 from gateway.store.queries import QueryError, parse_time
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
+OUTCOMES = sorted(Outcome)
 
 
 @router.get("")
@@ -26,10 +27,8 @@ async def list_audit(
     cursor: str | None = None,
 ) -> dict[str, Any]:
     """Newest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
-    if outcome is not None and outcome not in A.OUTCOMES:
-        raise HTTPException(
-            status.HTTP_400_BAD_REQUEST, f"outcome: one of {', '.join(sorted(A.OUTCOMES))}"
-        )
+    if outcome is not None and outcome not in OUTCOMES:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"outcome: one of {', '.join(OUTCOMES)}")
     try:
         since_ms = parse_time(since, "since") if since else None
         until_ms = parse_time(until, "until") if until else None
@@ -37,7 +36,7 @@ async def list_audit(
             communities=principal.communities,
             device=device,
             principal=who,
-            outcome=outcome,
+            outcome=Outcome(outcome) if outcome is not None else None,
             since_ms=since_ms,
             until_ms=until_ms,
             limit=limit,

@@ -27,8 +27,8 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from starlette.requests import Request
 from starlette.routing import Route
 
-from gateway import audit as A
 from gateway.api.deps import AnyPrincipalDep, GatewayDep, PlatformDep, any_principal, get_gateway
+from gateway.audit import Outcome
 from gateway.auth import Principal
 from gateway.commands import Result
 from gateway.service import Gateway
@@ -36,16 +36,16 @@ from gateway.service import Gateway
 router = APIRouter(tags=["commands"])
 
 STATUS = {
-    A.OK: 200,
-    A.REFUSED: 502,
-    A.FORBIDDEN: 403,
-    A.NOT_FOUND: 404,
-    A.NOT_COMMANDABLE: 409,
-    A.BAD_REQUEST: 422,
-    A.RATE_LIMITED: 429,
-    A.OFFLINE: 503,
-    A.FAILED: 503,
-    A.TIMEOUT: 504,
+    Outcome.OK: 200,
+    Outcome.REFUSED: 502,
+    Outcome.FORBIDDEN: 403,
+    Outcome.NOT_FOUND: 404,
+    Outcome.NOT_COMMANDABLE: 409,
+    Outcome.BAD_REQUEST: 422,
+    Outcome.RATE_LIMITED: 429,
+    Outcome.OFFLINE: 503,
+    Outcome.FAILED: 503,
+    Outcome.TIMEOUT: 504,
 }
 
 
@@ -73,7 +73,7 @@ def answer(result: Result) -> JSONResponse:
     """``200 {"command_id", "ok": true, "latency_ms"}``, else ``{"detail", ...}``."""
     status = STATUS.get(result.outcome, 500)
     headers: dict[str, str] = {}
-    if result.outcome == A.OK:
+    if result.outcome == Outcome.OK:
         body: dict[str, Any] = {
             "command_id": result.command_id,
             "ok": True,
