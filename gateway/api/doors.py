@@ -28,6 +28,14 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from gateway.api.deps import AnyPrincipalDep, GatewayDep, PlatformDep, any_principal, get_gateway
+from gateway.api.models import (
+    PLATFORM_ONLY,
+    UNAUTHORIZED,
+    CommandDone,
+    CommandRefused,
+    ErrorBody,
+    ValidationBody,
+)
 from gateway.audit import Outcome
 from gateway.auth import Principal
 from gateway.commands import Result
@@ -61,6 +69,25 @@ class CommandBody(BaseModel):
     action: str = Field(min_length=1, max_length=64)
     args: dict[str, Any] = {}
 
+
+def _refused(description: str) -> dict[str, Any]:
+    return {"model": CommandRefused, "description": description}
+
+
+# what the device (or the broker) answered, or did not: the same for every command
+_COMMAND_FAILURES: dict[int | str, dict[str, Any]] = {
+    429: _refused("too many attempts by this resident or on this device (`Retry-After`)"),
+    502: _refused("the device refused the command (`detail`: its error)"),
+    503: _refused(
+        "the device is offline or never seen, or the broker is unavailable; once the broker"
+        " took the command, the body says until when the device may still execute it"
+    ),
+    504: _refused(
+        "no ack in time: `expires_at`, `may_execute_until` (epoch ms: the device may still"
+        " execute it until then) and `late_execution` say what the device may still do; a"
+        " late execution is audited as `late_ok` and raises an alert"
+    ),
+}
 
 _UNLOCK_BODY: TypeAdapter[UnlockBody | None] = TypeAdapter(UnlockBody | None)
 IDEMPOTENCY_KEY_MAX = 200
@@ -112,20 +139,19 @@ def _late_execution(result: Result) -> str:
 
 @router.post(
     "/api/v1/doors/{door_id}/unlock",
+    response_model=CommandDone,
     responses={
-        200: {"description": "the door acknowledged: `{command_id, ok: true, latency_ms}`"},
-        401: {"description": "no, bad or expired token"},
-        403: {"description": "not a door of this resident (audited)"},
-        404: {"description": "no such door"},
-        409: {"description": "a discovered device, or one without a command secret"},
-        429: {"description": "too many attempts by this resident or on this door"},
-        502: {"description": "the door refused the command (`detail`: its error)"},
-        503: {"description": "the door is offline, or the broker is unavailable"},
-        504: {
-            "description": "no ack in time: `expires_at`, `may_execute_until` (epoch ms: the"
-            " door may still open until then) and `late_execution` say what the door may"
-            " still do; a late opening is audited as `late_ok` and raises an alert"
+        200: {"description": "the door acknowledged"},
+        401: {"model": ErrorBody, "description": UNAUTHORIZED},
+        403: _refused("not a door of this resident (audited)"),
+        404: _refused("no such door"),
+        409: _refused("a discovered device, or one without a command secret"),
+        422: {
+            "model": ValidationBody | CommandRefused,
+            "description": "a bad body or `Idempotency-Key` header (FastAPI's format), or an"
+            " `Idempotency-Key` reused for another request (`outcome`: `bad_request`)",
         },
+        **_COMMAND_FAILURES,
     },
 )
 async def unlock(
@@ -219,7 +245,27 @@ def _is_json(content_type: str | None) -> bool:
 FAST_ROUTES = [Route("/api/v1/doors/{door_id}/unlock", unlock_route, methods=["POST"])]
 
 
-@router.post("/api/v1/devices/{device_id}/commands")
+@router.post(
+    "/api/v1/devices/{device_id}/commands",
+    response_model=CommandDone,
+    responses={
+        200: {"description": "the device acknowledged"},
+        401: {"model": ErrorBody, "description": UNAUTHORIZED},
+        403: {"model": ErrorBody, "description": PLATFORM_ONLY},
+        404: _refused("no such device (or outside this key's communities)"),
+        409: _refused(
+            "a discovered device, one without a command secret, or of a class"
+            " that takes no commands"
+        ),
+        422: {
+            "model": ValidationBody | CommandRefused,
+            "description": "a bad body or `Idempotency-Key` header (FastAPI's format); args"
+            " the device's class does not take, or an `Idempotency-Key` reused for another"
+            " request (`outcome`: `bad_request`)",
+        },
+        **_COMMAND_FAILURES,
+    },
+)
 async def device_command(
     device_id: str,
     body: CommandBody,
