@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from gateway.api import alerts, audit, console, devices, doors, events, health, stream, tickets
+from gateway.api.docs import install as install_docs
 from gateway.config import Registry, Settings
 from gateway.service import Gateway
 
@@ -30,6 +31,8 @@ def create_app(settings: Settings, registry: Registry, gateway: Gateway | None =
         version="1",
         description="Smart-community IoT gateway: devices, readings, events.",
         lifespan=lifespan,
+        docs_url=None,  # install_docs serves them from the package, not from a CDN
+        redoc_url=None,
     )
     app.include_router(doors.router)  # the order routes are matched in
     app.include_router(health.router)
@@ -41,4 +44,5 @@ def create_app(settings: Settings, registry: Registry, gateway: Gateway | None =
     app.include_router(audit.router)
     app.include_router(console.router)  # the web console (dashboards/console)
     app.mount("/console/static", console.static, name="console-static")
+    install_docs(app)  # the site root (to the console), /docs and /redoc
     return app

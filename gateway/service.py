@@ -19,6 +19,7 @@ from pathlib import Path
 from devices import topics
 from gateway.audit import AuditLog
 from gateway.auth import Authenticator
+from gateway.broker_config import Accounts, write_accounts
 from gateway.clock import Clock, SystemClock
 from gateway.commands import CommandService
 from gateway.config import Registry, Settings
@@ -26,6 +27,7 @@ from gateway.fieldbus.bridge import Fieldbus, registry_with_serial
 from gateway.ingest import Acker, Ingest
 from gateway.mqtt import Batch, Broker, EmbeddedBroker, MqttClient, OperatorBroker, Received
 from gateway.mqtt.broker import free_port
+from gateway.mqtt.codec import max_packet_size
 from gateway.rules.service import Alerting
 from gateway.sinks import Sink, build_sink
 from gateway.store.journal import Accepted, Store
@@ -52,7 +54,9 @@ def _release_startup_memory() -> None:
     gc.freeze()
 
 
-def new_ingest(settings: Settings, store: Store, acker: Acker) -> Ingest:
+def new_ingest(
+    settings: Settings, store: Store, acker: Acker, clock: Clock | None = None
+) -> Ingest:
     """The ingest as the configuration sets it up (also used by ``bench/ingest_cpu.py``)."""
     st = settings.store
     return Ingest(
@@ -63,6 +67,7 @@ def new_ingest(settings: Settings, store: Store, acker: Acker) -> Ingest:
         commit_max=st.commit_max_messages,
         telemetry_interval_s=st.telemetry_commit_interval_ms / 1000,
         max_payload_bytes=st.max_payload_bytes,
+        clock=clock,
     )
 
 
@@ -81,17 +86,35 @@ class Gateway:
         self.clock: Clock = clock or SystemClock()
         self.now_ms = self.clock.now_ms
         self.started_ms = self.now_ms()
-        self.store = Store(s.store.path, now_ms=self.now_ms)
+        self.store = Store(s.store.path, now_ms=self.now_ms, durability=s.store.durability)
         self.queries = Queries(s.store.path)
-        self.audit = AuditLog(s.store.path, now_ms=self.now_ms)
+        self.audit = AuditLog(s.store.path, now_ms=self.now_ms, durability=s.store.durability)
         self.broker: Broker
-        if s.mqtt.url is None:  # the embedded Mosquitto, on a port chosen now
-            self.broker = EmbeddedBroker(s.data_dir / "broker", port=free_port())
+        self.accounts: Accounts | None = None  # the embedded broker's (credentials.toml)
+        username, password = s.mqtt.username or None, s.mqtt.password or None
+        packet_limit = max_packet_size(s.store.max_payload_bytes)
+        if s.mqtt.url is None:
+            # the embedded Mosquitto, on a port chosen now, with the same accounts and ACLs
+            # as broker-config: a device per account, the gateway on its own (so no local
+            # program can pose as a device or ack a door's command), named after its client
+            # id so that its session keeps the name it had
+            folder = s.data_dir / "broker"
+            self.accounts = write_accounts(
+                registry, folder, prefix=s.mqtt.prefix, gateway_user=s.mqtt.client_id
+            )
+            self.broker = EmbeddedBroker(
+                folder,
+                port=free_port(),
+                password_file=self.accounts.passwd,
+                acl_file=self.accounts.acl,
+                max_packet_size=packet_limit,
+            )
+            username, password = self.accounts.gateway_user, self.accounts.gateway_password
         else:
             host, port = s.mqtt.host_port
             self.broker = OperatorBroker(s.mqtt.url, host, port)
         self.sink: Sink = build_sink(s.influxdb, s.store.path)
-        self.ingest: Ingest = new_ingest(s, self.store, self._ack)
+        self.ingest: Ingest = new_ingest(s, self.store, self._ack, self.clock)
         self.fieldbus = Fieldbus(s.serial, self._publish, s.mqtt.prefix)
         self.client = MqttClient(
             self.broker.host,
@@ -100,12 +123,16 @@ class Gateway:
             # locker commands for RS-485 lock boards pass through the field bus first
             on_batch=self._on_batch if self.fieldbus.command_topics else self.ingest.on_batch,
             subscriptions=[(topics.subscription(s.mqtt.prefix), 1)],
-            username=s.mqtt.username or None,
-            password=s.mqtt.password or None,
+            username=username,
+            password=password,
             ssl=self._ssl_context(),
             keepalive=s.mqtt.keepalive_s,
             session_expiry=s.mqtt.session_expiry_s,
             coalesce_s=s.mqtt.read_coalesce_ms / 1000,
+            sleep=self.clock.sleep,
+            clock_ms=self.now_ms,
+            call_later=self.clock.call_later,
+            maximum_packet_size=packet_limit,
         )
         self.authenticator = Authenticator(s.auth, [c.id for c in registry.communities])
         self.commands = CommandService(
@@ -127,7 +154,7 @@ class Gateway:
             lambda _accepted: self.sink.notify(),
             self.alerting.on_commit,
         ]
-        self.commands.late_listeners.append(self.alerting.command_late_ok)
+        self.commands.fault_listeners.append(self.alerting.command_fault)
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -146,6 +173,14 @@ class Gateway:
         self.sink.start()
         self.alerting.start()  # replays what a crash left unprocessed, before new messages
         await self.client.start()
+        if self.client.anonymous:
+            log.warning(
+                "connected to the broker %s without an account, so it accepts anonymous "
+                "clients: anyone who reaches it can pose as any device, fake a door's ack or "
+                "an alarm; give it per-device accounts (courtyard broker-config, "
+                "docs/security.md)",
+                self.mqtt_url,
+            )
         await self.fieldbus.start()
         self._tasks += [
             asyncio.create_task(self._every(2.0, self._checkpoint), name="state-checkpoint"),

@@ -63,6 +63,9 @@ class StoreSettings(Section):
     telemetry_commit_interval_ms: float = Field(default=50, ge=0, le=1000)
     commit_max_messages: int = Field(default=5000, ge=1, le=100_000)
     max_payload_bytes: int = Field(default=65536, ge=256, le=16 * 1024 * 1024)
+    # "full": nothing is acknowledged (PUBACK, ingest 200, a command sent) before its commit is
+    # synced; "normal" is the operator's explicit choice to risk the last commits to a power cut.
+    durability: Literal["full", "normal"] = "full"
 
 
 class InfluxSettings(Section):
@@ -193,7 +196,10 @@ class CommandSettings(Section):
     timeout_s: float = Field(default=5.0, gt=0, le=60)  # wait for the device's ack, then 504
     validity_s: float = Field(default=5.0, ge=1, le=60)  # expires_at - issued_at
     rate_per_minute_resident: float = Field(default=10, gt=0)
-    rate_per_minute_door: float = Field(default=30, gt=0)
+    rate_per_minute_door: float = Field(default=30, gt=0)  # per caller and door
+    # all callers together on one door: more than this raises door_attempts_flood (an alert,
+    # never a lockout: three residents must not be able to shut everyone out of the gate)
+    alert_per_minute_door: float = Field(default=120, gt=0)
     burst: int = Field(default=5, ge=1, le=1000)
     idempotency_ttl_s: float = Field(default=86400, gt=0)
 

@@ -20,7 +20,7 @@ import pytest
 
 from firmware_stubs.door import DoorController
 from tests.integration.conftest import Publisher, wait_for
-from tests.integration.servers import GatewayProcess, Mosquitto
+from tests.support.servers import GatewayProcess, Mosquitto
 
 JWT_SECRET = "schema-test-resident-secret-0123456789abcdef"
 DOOR_SECRET = "5a" * 32

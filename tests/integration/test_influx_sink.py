@@ -24,7 +24,7 @@ from gateway.config import InfluxSettings
 from gateway.sinks.influx import CURSOR, InfluxSink
 from gateway.store.journal import Accepted, Store
 from gateway.store.reader import JournalReader
-from tests.integration.influx_servers import (
+from tests.support.influx import (
     Answer,
     FaultServer,
     InfluxdServer,

@@ -24,8 +24,9 @@ from firmware_stubs.door import DoorController
 from firmware_stubs.locker import LockerBank
 from firmware_stubs.parking import BarrierGate
 from firmware_stubs.signing import signed
-from tests.integration.conftest import wait_for
-from tests.integration.servers import GatewayProcess, Mosquitto
+from tests.support.community import community_file, dev
+from tests.support.servers import GatewayProcess, Mosquitto
+from tests.support.wait import wait_for
 
 JWT_SECRET = "test-resident-jwt-secret-0123456789abcdef"
 SECRETS = {
@@ -43,29 +44,21 @@ SECRETS = {
         start=1,
     )
 }
-REGISTRY = """
-[[communities]]
-id = "c1"
-[[communities]]
-id = "c2"
-[[buildings]]
-id = "b3"
-community = "c1"
-[[buildings]]
-id = "b5"
-community = "c1"
-""" + "".join(
-    f'[[devices]]\nid = "{name}"\ncommunity = "{community}"\nclass = "{cls}"\n'
-    f'building = "{building}"\nsecret = "{SECRETS[name]}"\n'
-    for name, community, cls, building in [
-        ("b3-entrance", "c1", "access", "b3"),
-        ("b5-entrance", "c1", "access", "b5"),
-        ("gate-north", "c1", "access", ""),
-        ("c2-gate", "c2", "access", ""),
-        ("b3-ghost", "c1", "access", "b3"),
-        ("barrier-1", "c1", "parking", ""),
-        ("locker-1", "c1", "locker", ""),
-    ]
+REGISTRY = community_file(
+    communities=["c1", "c2"],
+    buildings={"b3": "c1", "b5": "c1"},
+    devices=[
+        dev(name, community, cls, building=building, secret=SECRETS[name])
+        for name, community, cls, building in [
+            ("b3-entrance", "c1", "access", "b3"),
+            ("b5-entrance", "c1", "access", "b5"),
+            ("gate-north", "c1", "access", ""),
+            ("c2-gate", "c2", "access", ""),
+            ("b3-ghost", "c1", "access", "b3"),
+            ("barrier-1", "c1", "parking", ""),
+            ("locker-1", "c1", "locker", ""),
+        ]
+    ],
 )
 COMMANDS = """
 [commands]
@@ -216,13 +209,16 @@ def test_resident_opens_own_entrance_and_nothing_else(site: Site) -> None:
     assert row["command_id"] == body["command_id"] and row["latency_ms"] > 0
     assert token not in json.dumps(site.audit())
 
-    # the community's gate: yes; the b5 entrance, another community's gate: 403, audited
+    # the community's gate: yes; the b5 entrance: 403; another community's gate: the same 404
+    # as a door that does not exist (no list of other communities' doors); each audited
     assert site.unlock("gate-north", token).status_code == 200
-    for door in ("b5-entrance", "c2-gate"):
+    for door, status, outcome in (("b5-entrance", 403, "forbidden"), ("c2-gate", 404, "not_found")):
         denied = site.unlock(door, token)
-        assert denied.status_code == 403, denied.text
+        assert denied.status_code == status, denied.text
         (row,) = site.audit(device=door)
-        assert row["outcome"] == "forbidden" and row["principal"] == "r-42"
+        assert row["outcome"] == outcome and row["principal"] == "r-42"
+    unknown = site.unlock("no-such-gate", token)
+    assert (unknown.status_code, unknown.json()) == (404, site.unlock("c2-gate", token).json())
     time.sleep(0.5)
     assert site.rec.on("b5-entrance", "cmd") == [] and site.rec.on("c2-gate", "cmd") == []
     assert site.rec.events("b5-entrance", "door_opened") == []
