@@ -25,6 +25,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import orjson
@@ -54,37 +55,25 @@ CREATE INDEX IF NOT EXISTS audit_principal ON audit (principal, id);
 CREATE INDEX IF NOT EXISTS audit_ts ON audit (ts_ms);
 """
 
-# Outcomes
-PENDING = "pending"
-OK = "ok"
-REFUSED = "refused"  # the device acked ok: false
-FORBIDDEN = "forbidden"
-NOT_FOUND = "not_found"
-NOT_COMMANDABLE = "not_commandable"
-BAD_REQUEST = "bad_request"
-RATE_LIMITED = "rate_limited"
-OFFLINE = "offline"
-TIMEOUT = "timeout"
-FAILED = "failed"  # could not be delivered (broker down, no PUBACK)
-SECURITY = "security"  # a device reported a forged or replayed command
-LATE_OK = "late_ok"  # answered timeout (or failed), then the device acked ok: it did execute
-OUTCOMES = frozenset(
-    {
-        LATE_OK,
-        PENDING,
-        OK,
-        REFUSED,
-        FORBIDDEN,
-        NOT_FOUND,
-        NOT_COMMANDABLE,
-        BAD_REQUEST,
-        RATE_LIMITED,
-        OFFLINE,
-        TIMEOUT,
-        FAILED,
-        SECURITY,
-    }
-)
+
+class Outcome(StrEnum):
+    """What became of a command attempt. The values are stored in the audit table and
+    returned by the API (``outcome``): never rename one."""
+
+    PENDING = "pending"
+    OK = "ok"
+    REFUSED = "refused"  # the device acked ok: false
+    FORBIDDEN = "forbidden"
+    NOT_FOUND = "not_found"
+    NOT_COMMANDABLE = "not_commandable"
+    BAD_REQUEST = "bad_request"
+    RATE_LIMITED = "rate_limited"
+    OFFLINE = "offline"
+    TIMEOUT = "timeout"
+    FAILED = "failed"  # could not be delivered (broker down, no PUBACK)
+    SECURITY = "security"  # a device reported a forged or replayed command
+    LATE_OK = "late_ok"  # answered timeout (or failed), then the device acked ok: it did execute
+
 
 _COLUMNS = (
     "id, ts_ms, principal, principal_kind, credential, community, device, action, args,"
@@ -194,7 +183,7 @@ class AuditLog:
         credential: str,
         device: str,
         action: str,
-        outcome: str,
+        outcome: Outcome,
         community: str = "",
         args: Mapping[str, Any] | None = None,
         command_id: str = "",
@@ -225,7 +214,7 @@ class AuditLog:
         return row_id
 
     def finish(
-        self, row_id: int, outcome: str, reason: str = "", latency_ms: float | None = None
+        self, row_id: int, outcome: Outcome, reason: str = "", latency_ms: float | None = None
     ) -> None:
         """Stage the completion of a ``pending`` row with the outcome of the attempt."""
         self._updates.append((outcome, reason[:300], latency_ms, row_id))
@@ -237,7 +226,7 @@ class AuditLog:
         communities: Collection[str] | None = None,
         device: str | None = None,
         principal: str | None = None,
-        outcome: str | None = None,
+        outcome: Outcome | None = None,
         since_ms: int | None = None,
         until_ms: int | None = None,
         limit: int = 100,

@@ -33,8 +33,7 @@ from typing import Any, Protocol
 
 from devices.model import Rejected
 from devices.profiles import PROFILES
-from gateway import audit as A
-from gateway.audit import AuditLog
+from gateway.audit import AuditLog, Outcome
 from gateway.auth import Principal, may_operate
 from gateway.command_signing import COMMAND_RULE, build_signed, canonical_json
 from gateway.config import CommandSettings, RegistryDevice
@@ -88,9 +87,9 @@ class TokenBuckets:
 
 @dataclass(frozen=True, slots=True)
 class Result:
-    """The answer to one attempt. ``outcome`` is an audit outcome (``gateway.audit``)."""
+    """The answer to one attempt; ``outcome`` is what the audit row says."""
 
-    outcome: str
+    outcome: Outcome
     reason: str = ""
     command_id: str = ""
     latency_ms: float | None = None
@@ -118,7 +117,7 @@ class _Late:
     device: str
     action: str
     row_id: int
-    outcome: str
+    outcome: Outcome
     reason: str
     latency_ms: float
     expires_at_ms: int
@@ -198,7 +197,7 @@ class CommandService:
         """Told of command faults: a device that executed a command after the gateway gave up
         on it, a door flooded with attempts (the gateway raises an alert of that rule)."""
         # metrics
-        self.outcomes: Counter[str] = Counter()
+        self.outcomes: Counter[Outcome] = Counter()
         self.security_events: Counter[str] = Counter()
         self.door_floods = 0
         self.latency_buckets = [0] * (len(LATENCY_BUCKETS_MS) + 1)
@@ -238,7 +237,7 @@ class CommandService:
         if entry is not None:
             run.close()
             if entry.fingerprint != fingerprint:
-                return Result(A.BAD_REQUEST, "Idempotency-Key reused for a different request")
+                return Result(Outcome.BAD_REQUEST, "Idempotency-Key reused for a different request")
             return await asyncio.shield(entry.task)
         task = asyncio.create_task(self._answered(run), name=f"command:{device}")
         entry = _Idem(fingerprint, task, now + self.settings.idempotency_ttl_s)
@@ -293,7 +292,7 @@ class CommandService:
         }
 
         def refuse(
-            outcome: str, reason: str, retry: float | None = None, told: str | None = None
+            outcome: Outcome, reason: str, retry: float | None = None, told: str | None = None
         ) -> Result:
             """Audit the refusal with its ``reason``; the caller is ``told`` (default: the
             reason) so that an answer reveals no more than the caller may know."""
@@ -304,38 +303,40 @@ class CommandService:
         if principal.is_resident:
             wait = self.per_resident.take(("resident", *_identity(principal)))
             if wait:
-                return refuse(A.RATE_LIMITED, "too many attempts by this resident", wait)
+                return refuse(Outcome.RATE_LIMITED, "too many attempts by this resident", wait)
         unknown = "no such door" if doors_only else "no such device"
         if st is None or (doors_only and st.device_class != "access"):
-            return refuse(A.NOT_FOUND, unknown)
+            return refuse(Outcome.NOT_FOUND, unknown)
         if not principal.may_see(st.community):  # another community's door: as if unknown
-            return refuse(A.NOT_FOUND, "outside the caller's communities", told=unknown)
+            return refuse(Outcome.NOT_FOUND, "outside the caller's communities", told=unknown)
         why = may_operate(principal, st.community, st.building, st.device_class)
         if why:
-            return refuse(A.FORBIDDEN, why)
+            return refuse(Outcome.FORBIDDEN, why)
         reg = self.registry.get(device)
         if reg is None or not st.registered:
-            return refuse(A.NOT_COMMANDABLE, "discovered device: not in the registry")
+            return refuse(Outcome.NOT_COMMANDABLE, "discovered device: not in the registry")
         if not reg.secret:
-            return refuse(A.NOT_COMMANDABLE, "no command secret in the registry")
+            return refuse(Outcome.NOT_COMMANDABLE, "no command secret in the registry")
         profile = PROFILES.get(st.device_class)
         if profile is None:
-            return refuse(A.NOT_COMMANDABLE, f"class {st.device_class} takes no commands")
+            return refuse(Outcome.NOT_COMMANDABLE, f"class {st.device_class} takes no commands")
         try:
             args = profile.command_args(action, args)
         except Rejected as exc:
-            return refuse(A.BAD_REQUEST, f"{exc.reason}: {exc.detail}")
+            return refuse(Outcome.BAD_REQUEST, f"{exc.reason}: {exc.detail}")
         wait = self.per_caller_door.take((device, *_identity(principal)))
         if wait:
-            return refuse(A.RATE_LIMITED, "too many attempts by this caller on this device", wait)
+            return refuse(
+                Outcome.RATE_LIMITED, "too many attempts by this caller on this device", wait
+            )
         if self.per_door.take(device):  # everyone together: an alert, never a lockout
             self.door_floods += 1
             self._fault(st, "door_attempts_flood", {"per_minute": self.per_door.rate * 60})
         if st.online is not True:
-            return refuse(A.OFFLINE, "device offline" if st.online is False else "never seen")
+            return refuse(Outcome.OFFLINE, "device offline" if st.online is False else "never seen")
         client = self._publisher
         if not client.connected:
-            return refuse(A.FAILED, "broker unavailable")
+            return refuse(Outcome.FAILED, "broker unavailable")
         return await self._send(row, reg, st, action, args, started, client)
 
     async def _send(
@@ -358,7 +359,9 @@ class CommandService:
             st.device, action, args, reg.secret, issued_at_ms=issued, validity_ms=validity_ms
         )
         cmd_id = cmd["id"]
-        row_id = self.audit.record(**{**row, "args": args}, outcome=A.PENDING, command_id=cmd_id)
+        row_id = self.audit.record(
+            **{**row, "args": args}, outcome=Outcome.PENDING, command_id=cmd_id
+        )
         await self.audit.flushed()  # nothing leaves before its audit row is on disk
         loop = asyncio.get_running_loop()
         waiter = _Waiter(st.device, loop.create_future())
@@ -376,7 +379,7 @@ class CommandService:
                 self._monotonic() + expiry + EXPIRY_MARGIN_S,
             )
             if remaining_s <= 0.2:
-                outcome, reason = A.FAILED, "validity ran out before publishing"
+                outcome, reason = Outcome.FAILED, "validity ran out before publishing"
             else:
                 handed_over = True
                 try:
@@ -389,7 +392,10 @@ class CommandService:
                         timeout=remaining_s,
                     )
                 except MqttError as exc:
-                    outcome, reason = A.FAILED, f"not delivered to the broker: {type(exc).__name__}"
+                    outcome, reason = (
+                        Outcome.FAILED,
+                        f"not delivered to the broker: {type(exc).__name__}",
+                    )
                 else:
                     outcome, reason = await self._wait_ack(waiter, deadline)
         finally:
@@ -397,11 +403,11 @@ class CommandService:
         latency = round((self._monotonic() - started) * 1000, 2)
         self.audit.finish(row_id, outcome, reason, latency)
         self.outcomes[outcome] += 1
-        if outcome == A.OK:
+        if outcome == Outcome.OK:
             self._observe(latency)
             return Result(outcome, reason, cmd_id, latency)
         log.info("command %s to %s: %s %s", action, st.device, outcome, reason)
-        if not handed_over or outcome == A.REFUSED:
+        if not handed_over or outcome == Outcome.REFUSED:
             return Result(outcome, reason, cmd_id, latency)
         expires_at = int(cmd["expires_at"])
         until = may_execute_until(expires_at, reg.command_rule)
@@ -427,15 +433,15 @@ class CommandService:
             entries.popitem(last=False)
         entries[cmd_id] = late
 
-    async def _wait_ack(self, waiter: _Waiter, deadline: float) -> tuple[str, str]:
+    async def _wait_ack(self, waiter: _Waiter, deadline: float) -> tuple[Outcome, str]:
         try:
             async with asyncio.timeout(max(0.0, deadline - self._monotonic())):
                 ack = await waiter.future
         except TimeoutError:
-            return A.TIMEOUT, "no ack from the device in time"
+            return Outcome.TIMEOUT, "no ack from the device in time"
         if ack.get("ok") is True:
-            return A.OK, ""
-        return A.REFUSED, str(ack.get("error") or "refused")[:64]
+            return Outcome.OK, ""
+        return Outcome.REFUSED, str(ack.get("error") or "refused")[:64]
 
     def _observe(self, latency_ms: float) -> None:
         self.latency_sum_ms += latency_ms
@@ -501,8 +507,8 @@ class CommandService:
         why = (
             f"{late.reason}; the device executed it after all: ack {after_s:+.1f} s from expires_at"
         )
-        self.audit.finish(late.row_id, A.LATE_OK, why, late.latency_ms)
-        self._security(st, A.LATE_OK, cmd_id)
+        self.audit.finish(late.row_id, Outcome.LATE_OK, why, late.latency_ms)
+        self._security(st, Outcome.LATE_OK, cmd_id)
         details = {
             "command_id": cmd_id,
             "action": late.action,
@@ -529,11 +535,15 @@ class CommandService:
             community=st.community,
             device=st.device,
             action="security_event",
-            outcome=A.SECURITY,
+            outcome=Outcome.SECURITY,
             reason=reason,
             command_id=command_id[:64],
         )
-        what = "executed a command after the answer" if reason == A.LATE_OK else "refused a command"
+        what = (
+            "executed a command after the answer"
+            if reason == Outcome.LATE_OK
+            else "refused a command"
+        )
         log.warning("security event on %s: %s (%s)", st.device, what, reason)
 
     # -- metrics ----------------------------------------------------------------------------

@@ -5,25 +5,41 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, status
+from starlette.responses import Response
 
 from gateway.api.deps import AlertingDep, PlatformDep
+from gateway.api.models import PLATFORM_ONLY, UNAUTHORIZED, Alert, AlertList, errors, schema_only
 from gateway.rules.service import AlertCleared, AlertNotFound
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
 
 
-@router.get("/alerts")
+@router.get(
+    "/alerts",
+    response_model=AlertList,  # for the schema only: see schema_only
+    responses=errors(e401=UNAUTHORIZED, e403=PLATFORM_ONLY),
+)
 async def list_alerts(
     alerting: AlertingDep,
     principal: PlatformDep,
     status: Literal["active", "acknowledged", "cleared"] | None = None,
     limit: int = 1000,
-) -> dict[str, Any]:
+) -> Response:
     rows = alerting.alerts.list(status, principal.communities, max(1, min(limit, 10000)))
-    return {"alerts": [a.data() for a in rows], "count": len(rows)}
+    return schema_only({"alerts": [a.data() for a in rows], "count": len(rows)})
 
 
-@router.post("/alerts/{alert_id}/ack")
+@router.post(
+    "/alerts/{alert_id}/ack",
+    response_model=Alert,
+    response_model_exclude_unset=True,
+    responses=errors(
+        e401=UNAUTHORIZED,
+        e403=PLATFORM_ONLY,
+        e404="no such alert (or outside this key's communities)",
+        e409="the alert is already cleared",
+    ),
+)
 async def acknowledge(
     alert_id: int, alerting: AlertingDep, principal: PlatformDep
 ) -> dict[str, Any]:

@@ -7,13 +7,25 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.concurrency import run_in_threadpool
+from starlette.responses import Response
 
 from devices.profiles import PROFILES
 from gateway.api.deps import GatewayDep, PlatformDep, visible_device
+from gateway.api.models import (
+    BAD_PARAMETER,
+    PLATFORM_ONLY,
+    UNAUTHORIZED,
+    Device,
+    DeviceList,
+    Readings,
+    errors,
+    schema_only,
+)
 from gateway.store.journal import DeviceState
 from gateway.store.queries import QueryError, parse_duration, parse_time
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
+NO_DEVICE = "no such device (or outside this key's communities)"
 
 
 def device_view(st: DeviceState, registered: dict[str, Any]) -> dict[str, Any]:
@@ -40,14 +52,18 @@ def device_view(st: DeviceState, registered: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@router.get("")
+@router.get(
+    "",
+    response_model=DeviceList,  # for the schema only: see schema_only
+    responses=errors(e401=UNAUTHORIZED, e403=PLATFORM_ONLY),
+)
 async def list_devices(
     gateway: GatewayDep,
     principal: PlatformDep,
     community: str | None = None,
     device_class: str | None = Query(None, alias="class"),
     online: bool | None = None,
-) -> dict[str, Any]:
+) -> Response:
     registered = gateway.registry.by_id()
     items = [
         device_view(st, registered)
@@ -57,16 +73,30 @@ async def list_devices(
         and (device_class is None or st.device_class == device_class)
         and (online is None or st.online is online)
     ]
-    return {"devices": items, "count": len(items)}
+    return schema_only({"devices": items, "count": len(items)})
 
 
-@router.get("/{device_id}")
+@router.get(
+    "/{device_id}",
+    response_model=Device,
+    response_model_exclude_unset=True,
+    responses=errors(e401=UNAUTHORIZED, e403=PLATFORM_ONLY, e404=NO_DEVICE),
+)
 async def get_device(device_id: str, gateway: GatewayDep, principal: PlatformDep) -> dict[str, Any]:
     st = visible_device(gateway, principal, device_id)
     return device_view(st, gateway.registry.by_id())
 
 
-@router.get("/{device_id}/readings")
+@router.get(
+    "/{device_id}/readings",
+    response_model=Readings,  # for the schema only: see schema_only
+    responses=errors(
+        e400=BAD_PARAMETER + "; without `field`, the device's fields",
+        e401=UNAUTHORIZED,
+        e403=PLATFORM_ONLY,
+        e404=NO_DEVICE,
+    ),
+)
 async def readings(
     device_id: str,
     gateway: GatewayDep,
@@ -77,7 +107,7 @@ async def readings(
     every: str | None = None,
     limit: int = 10_000,
     cursor: str | None = None,
-) -> dict[str, Any]:
+) -> Response:
     st = visible_device(gateway, principal, device_id)
     if not field:
         known = ", ".join(sorted(st.latest)) or "none yet"
@@ -104,10 +134,12 @@ async def readings(
         )
     except QueryError as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
-    return {
-        "device": device_id,
-        "field": field,
-        "unit": profile.unit(field) if profile else "",
-        "points": page.items,
-        "next_cursor": page.next_cursor,
-    }
+    return schema_only(
+        {
+            "device": device_id,
+            "field": field,
+            "unit": profile.unit(field) if profile else "",
+            "points": page.items,
+            "next_cursor": page.next_cursor,
+        }
+    )

@@ -3,18 +3,35 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from fastapi import APIRouter, HTTPException, status
 from fastapi.concurrency import run_in_threadpool
+from starlette.responses import Response
 
 from gateway.api.deps import GatewayDep, PlatformDep, visible_device
+from gateway.api.models import (
+    BAD_PARAMETER,
+    PLATFORM_ONLY,
+    UNAUTHORIZED,
+    EventPage,
+    errors,
+    schema_only,
+)
 from gateway.store.queries import QueryError, parse_time
 
 router = APIRouter(prefix="/api/v1/events", tags=["events"])
 
 
-@router.get("")
+@router.get(
+    "",
+    response_model=EventPage,  # for the schema only: see schema_only
+    responses=errors(
+        e400=BAD_PARAMETER,
+        e401=UNAUTHORIZED,
+        e403=PLATFORM_ONLY,
+        e404="no such `device` (or outside this key's communities)",
+    ),
+)
 async def list_events(
     gateway: GatewayDep,
     principal: PlatformDep,
@@ -23,7 +40,7 @@ async def list_events(
     until: str | None = None,
     limit: int = 1000,
     cursor: str | None = None,
-) -> dict[str, Any]:
+) -> Response:
     if device is not None:
         ids: list[int] | None = [visible_device(gateway, principal, device).id]
     elif principal.communities is not None:
@@ -43,4 +60,4 @@ async def list_events(
         )
     except QueryError as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
-    return {"events": page.items, "next_cursor": page.next_cursor}
+    return schema_only({"events": page.items, "next_cursor": page.next_cursor})

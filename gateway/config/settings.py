@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from pydantic import (
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -67,13 +68,17 @@ class StoreSettings(Section):
     durability: Literal["full", "normal"] = "full"
 
 
-class InfluxSection(Section):
+class InfluxSettings(Section):
+    """``[influxdb]``: where and how the sink writes. The one model for the configuration and
+    the sink, which receives it pickled when it runs in a process of its own."""
+
     url: str = "http://127.0.0.1:8086"
     api: Literal["v1", "v2"] = "v2"
     token: str = Field(default="", repr=False)
     org: str = ""
-    bucket: str = ""
-    database: str = ""
+    # validated even when left out (validate_default): which of the two is needed depends on api
+    bucket: str = Field(default="", validate_default=True)
+    database: str = Field(default="", validate_default=True)
     username: str = ""
     password: str = Field(default="", repr=False)
     batch_size: int = Field(default=5000, ge=1, le=100_000)
@@ -89,13 +94,20 @@ class InfluxSection(Section):
             raise ValueError("expected http://HOST:PORT or https://HOST:PORT")
         return v.rstrip("/")
 
-    @model_validator(mode="after")
-    def _api_keys(self) -> InfluxSection:
-        if self.api == "v2" and not self.bucket:
+    # field validators, not a model validator: the error's location is the key to fix
+    @field_validator("bucket")
+    @classmethod
+    def _bucket(cls, v: str, info: ValidationInfo) -> str:
+        if info.data.get("api") == "v2" and not v:
             raise ValueError("api = 'v2' needs bucket (and org, token)")
-        if self.api == "v1" and not self.database:
+        return v
+
+    @field_validator("database")
+    @classmethod
+    def _database(cls, v: str, info: ValidationInfo) -> str:
+        if info.data.get("api") == "v1" and not v:
             raise ValueError("api = 'v1' needs database")
-        return self
+        return v
 
 
 class ApiSettings(Section):
@@ -274,7 +286,7 @@ class ConsoleSettings(Section):
 class Settings(Section):
     mqtt: MqttSettings = MqttSettings()
     store: StoreSettings = StoreSettings()
-    influxdb: InfluxSection | None = None
+    influxdb: InfluxSettings | None = None
     api: ApiSettings = ApiSettings()
     auth: AuthSettings = AuthSettings()
     webhooks: list[WebhookSettings] = []

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
-from gateway.config import InfluxSection
+from gateway.config import InfluxSettings
 
 
 class Sink(Protocol):
@@ -51,27 +51,15 @@ class NoSink:
         return None
 
 
-def build_sink(cfg: InfluxSection | None, db_path: str) -> Sink:
+def build_sink(settings: InfluxSettings | None, db_path: str) -> Sink:
     """The sink the configuration asks for; influxdb-client is imported only then."""
-    if cfg is None:
+    if settings is None:
         return NoSink()
-    from gateway.sinks.influx import InfluxSettings, InfluxSink
+    from gateway.sinks.influx import InfluxSink
     from gateway.sinks.process import SinkProcess
 
-    settings = InfluxSettings(
-        url=cfg.url,
-        api=cfg.api,
-        token=cfg.token,
-        org=cfg.org,
-        bucket=cfg.bucket,
-        database=cfg.database,
-        username=cfg.username,
-        password=cfg.password,
-        timeout_s=cfg.timeout_s,
-        verify_tls=cfg.verify_tls,
-    )
-    if cfg.own_process:
+    if settings.own_process:
         return SinkProcess(
-            settings, db_path, batch_size=cfg.batch_size, log_level=logging.root.level
+            settings, db_path, batch_size=settings.batch_size, log_level=logging.root.level
         )
-    return InfluxSink(settings, db_path, batch_size=cfg.batch_size)
+    return InfluxSink(settings, db_path, batch_size=settings.batch_size)

@@ -16,8 +16,8 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from contextlib import closing
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Protocol
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import httpx
@@ -27,6 +27,7 @@ from influxdb_client.client.influxdb_client import InfluxDBClient
 from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.rest import ApiException
 
+from gateway.config import InfluxSettings
 from gateway.sinks.lineproto import Encoded, RawEncoder, payload
 from gateway.store.reader import JournalReader
 
@@ -34,33 +35,6 @@ CURSOR = "influx"
 IDLE_WAIT_S = 1.0  # when caught up, look again after this long even without notify()
 MAX_RETRY_AFTER_S = 300.0
 REJECTED_STATUSES = frozenset({400, 413, 422})  # bisect; every other failure is retried
-
-
-@dataclass(frozen=True, slots=True)
-class InfluxSettings:
-    """Where and how to write; the ``[influxdb]`` section of the configuration."""
-
-    url: str
-    api: Literal["v1", "v2"] = "v2"
-    token: str = field(default="", repr=False)
-    org: str = ""
-    bucket: str = ""
-    database: str = ""
-    username: str = ""
-    password: str = field(default="", repr=False)
-    timeout_s: float = 10.0
-    verify_tls: bool = True
-
-    def __post_init__(self) -> None:
-        for key, bad, problem in (
-            ("api", self.api not in ("v1", "v2"), "must be 'v1' or 'v2'"),
-            ("url", not self.url.startswith(("http://", "https://")), "must be http(s)://..."),
-            ("bucket", self.api == "v2" and not self.bucket, "is required when api = 'v2'"),
-            ("database", self.api == "v1" and not self.database, "is required when api = 'v1'"),
-            ("timeout_s", self.timeout_s <= 0, "must be positive"),
-        ):
-            if bad:
-                raise ValueError(f"influxdb.{key} {problem}")
 
 
 class InfluxError(Exception):

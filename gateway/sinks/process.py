@@ -30,7 +30,8 @@ from contextlib import closing
 from typing import Any
 
 from gateway import logs
-from gateway.sinks.influx import CURSOR, InfluxSettings, InfluxSink
+from gateway.config import InfluxSettings
+from gateway.sinks.influx import CURSOR, InfluxSink
 from gateway.store.reader import JournalReader
 
 log = logging.getLogger("courtyard.sinks.influx")

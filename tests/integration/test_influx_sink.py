@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from devices.model import Decoded
-from gateway.sinks.influx import CURSOR, InfluxSettings, InfluxSink
+from gateway.config import InfluxSettings
+from gateway.sinks.influx import CURSOR, InfluxSink
 from gateway.store.journal import Accepted, Store
 from gateway.store.reader import JournalReader
 from tests.support.influx import (

@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from gateway.sinks.influx import InfluxSettings
+from gateway.config import InfluxSettings
 from gateway.sinks.process import RESTART_BACKOFF_S, STABLE_AFTER_S, SinkProcess
 from tests.integration.test_influx_sink import Journal, v1
 from tests.support.influx import InfluxdServer
@@ -73,8 +73,7 @@ def test_a_killed_sink_process_is_restarted_and_nothing_is_lost_or_doubled(
 
 PARENT = """
 import sys, time
-from gateway.sinks.influx import InfluxSettings
-from gateway.sinks.influx import InfluxSettings
+from gateway.config import InfluxSettings
 from gateway.sinks.process import RESTART_BACKOFF_S, STABLE_AFTER_S, SinkProcess
 sink = SinkProcess(InfluxSettings(url="http://127.0.0.1:9", api="v1", database="d"), sys.argv[1])
 sink.start()

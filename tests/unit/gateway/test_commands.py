@@ -14,8 +14,7 @@ import pytest
 
 from devices.model import Decoded
 from firmware_stubs import signing as device_side
-from gateway import audit as A
-from gateway.audit import AuditLog
+from gateway.audit import AuditLog, Outcome
 from gateway.auth import Principal
 from gateway.command_signing import build_signed, canonical_json, sign
 from gateway.commands import CommandService, TokenBuckets, may_execute_until
@@ -199,7 +198,7 @@ async def test_happy_path_publishes_a_signed_expiring_unretained_command(world):
     result = await service.execute(
         RESIDENT, "b3-entrance", "unlock", {"seconds": 5}, doors_only=True
     )
-    assert result.outcome == A.OK and result.command_id and result.latency_ms is not None
+    assert result.outcome == Outcome.OK and result.command_id and result.latency_ms is not None
     (sent,) = broker.published
     assert sent["topic"] == "community/c1/access/b3-entrance/cmd"
     assert sent["qos"] == 1 and sent["retain"] is False and 0 < sent["expiry"] <= 1
@@ -214,13 +213,13 @@ async def test_happy_path_publishes_a_signed_expiring_unretained_command(world):
 @pytest.mark.parametrize(
     ("device", "outcome", "reason"),
     [
-        ("b5-entrance", A.FORBIDDEN, "other_building"),
-        ("nowhere", A.NOT_FOUND, "no such door"),
-        ("barrier-1", A.NOT_FOUND, "no such door"),
-        ("b3-dead", A.OFFLINE, "device offline"),
-        ("b3-never", A.OFFLINE, "never seen"),
-        ("stray-door", A.NOT_COMMANDABLE, "discovered device: not in the registry"),
-        ("b3-nosecret", A.NOT_COMMANDABLE, "no command secret in the registry"),
+        ("b5-entrance", Outcome.FORBIDDEN, "other_building"),
+        ("nowhere", Outcome.NOT_FOUND, "no such door"),
+        ("barrier-1", Outcome.NOT_FOUND, "no such door"),
+        ("b3-dead", Outcome.OFFLINE, "device offline"),
+        ("b3-never", Outcome.OFFLINE, "never seen"),
+        ("stray-door", Outcome.NOT_COMMANDABLE, "discovered device: not in the registry"),
+        ("b3-nosecret", Outcome.NOT_COMMANDABLE, "no command secret in the registry"),
     ],
 )
 async def test_refusals_send_nothing_and_are_audited(world, device, outcome, reason):
@@ -242,13 +241,15 @@ async def test_another_communitys_door_is_answered_as_an_unknown_one_and_audited
         (real.outcome, real.reason)
         == (made_up.outcome, made_up.reason)
         == (
-            A.NOT_FOUND,
+            Outcome.NOT_FOUND,
             "no such door",
         )
     )
     assert broker.published == []
     (row,) = log.query(device="other-gate").items
-    assert row["outcome"] == A.NOT_FOUND and row["reason"] == "outside the caller's communities"
+    assert (
+        row["outcome"] == Outcome.NOT_FOUND and row["reason"] == "outside the caller's communities"
+    )
 
 
 async def test_an_idempotency_key_never_crosses_communities(world):
@@ -262,7 +263,7 @@ async def test_an_idempotency_key_never_crosses_communities(world):
     theirs = await service.execute(
         twin, "gate-north", "unlock", {"seconds": 5}, idempotency_key="same"
     )
-    assert mine.outcome == A.OK and theirs.outcome == A.NOT_FOUND
+    assert mine.outcome == Outcome.OK and theirs.outcome == Outcome.NOT_FOUND
     assert theirs.command_id != mine.command_id and len(broker.published) == 1
     rows = log.query(device="gate-north").items
     assert sorted(r["credential"] for r in rows) == ["jwt:t1", "jwt:t9"]
@@ -273,27 +274,31 @@ async def test_a_resident_rate_limit_is_per_community(world):
     for _ in range(5):
         assert (await service.execute(RESIDENT, "gate-north", "unlock", {"seconds": 5})).outcome
     limited = await service.execute(RESIDENT, "gate-north", "unlock", {"seconds": 5})
-    assert limited.outcome == A.RATE_LIMITED
+    assert limited.outcome == Outcome.RATE_LIMITED
     twin = Principal("resident", "r-42", frozenset({"c2"}), building="")
     other = await service.execute(twin, "other-gate", "unlock", {"seconds": 5})
-    assert other.outcome != A.RATE_LIMITED  # not the c1 resident's bucket
+    assert other.outcome != Outcome.RATE_LIMITED  # not the c1 resident's bucket
 
 
 async def test_device_refusal_and_timeout_and_broker_failure(world):
     service, broker, log = world
     broker.reply = {"ok": False, "error": "expired"}
     refused = await service.execute(PLATFORM, "gate-north", "unlock", {"seconds": 3})
-    assert (refused.outcome, refused.reason) == (A.REFUSED, "expired")
+    assert (refused.outcome, refused.reason) == (Outcome.REFUSED, "expired")
     broker.reply = None
     loop = asyncio.get_running_loop()
     t0 = loop.time()
     timed_out = await service.execute(PLATFORM, "gate-north", "unlock", {"seconds": 3})
-    assert timed_out.outcome == A.TIMEOUT and 0.9 <= loop.time() - t0 < 2.0
+    assert timed_out.outcome == Outcome.TIMEOUT and 0.9 <= loop.time() - t0 < 2.0
     assert service.pending == 0
     broker.fail = True
     failed = await service.execute(PLATFORM, "gate-north", "unlock", {"seconds": 3})
-    assert failed.outcome == A.FAILED
-    assert [r["outcome"] for r in log.query().items] == [A.FAILED, A.TIMEOUT, A.REFUSED]
+    assert failed.outcome == Outcome.FAILED
+    assert [r["outcome"] for r in log.query().items] == [
+        Outcome.FAILED,
+        Outcome.TIMEOUT,
+        Outcome.REFUSED,
+    ]
 
 
 async def test_an_ack_from_another_device_does_not_confirm(world):
@@ -307,21 +312,21 @@ async def test_an_ack_from_another_device_does_not_confirm(world):
     cmd_id = broker.published[0]["cmd"]["id"]
     service.on_commit([ack(service.devices["b3-entrance"], {"id": cmd_id, "ok": True})])
     result = await task
-    assert result.outcome == A.TIMEOUT
+    assert result.outcome == Outcome.TIMEOUT
 
 
 async def test_platform_commands_validate_args_with_the_profile(world):
     service, broker, _ = world
     bad = await service.execute(PLATFORM, "barrier-1", "open_barrier", {"lane": "in", "x": 1})
-    assert bad.outcome == A.BAD_REQUEST and "bad_args" in bad.reason
+    assert bad.outcome == Outcome.BAD_REQUEST and "bad_args" in bad.reason
     unknown = await service.execute(PLATFORM, "barrier-1", "unlock", {"seconds": 5})
-    assert unknown.outcome == A.BAD_REQUEST and "unknown_action" in unknown.reason
+    assert unknown.outcome == Outcome.BAD_REQUEST and "unknown_action" in unknown.reason
     ok = await service.execute(PLATFORM, "barrier-1", "open_barrier", {"lane": "in"})
-    assert ok.outcome == A.OK
+    assert ok.outcome == Outcome.OK
     assert broker.published[-1]["cmd"]["args"] == {"lane": "in"}
     scoped = Principal("platform", "platform-key-1", frozenset({"c2"}))
     hidden = await service.execute(scoped, "barrier-1", "open_barrier", {"lane": "in"})
-    assert hidden.outcome == A.NOT_FOUND
+    assert hidden.outcome == Outcome.NOT_FOUND
 
 
 async def test_idempotency_key_sends_one_command_and_repeats_the_answer(world):
@@ -333,7 +338,7 @@ async def test_idempotency_key_sends_one_command_and_repeats_the_answer(world):
     third = await service.execute(
         RESIDENT, "b3-entrance", "unlock", {"seconds": 5}, idempotency_key="k1"
     )
-    assert first == second == third and first.outcome == A.OK
+    assert first == second == third and first.outcome == Outcome.OK
     assert len(broker.published) == 1 and len(log.query().items) == 1
     other = Principal("resident", "r-43", frozenset({"c1"}), building="b3")
     theirs = await service.execute(
@@ -343,7 +348,7 @@ async def test_idempotency_key_sends_one_command_and_repeats_the_answer(world):
     reused = await service.execute(
         RESIDENT, "gate-north", "unlock", {"seconds": 5}, idempotency_key="k1"
     )
-    assert reused.outcome == A.BAD_REQUEST
+    assert reused.outcome == Outcome.BAD_REQUEST
     assert len(broker.published) == 2
 
 
@@ -353,9 +358,13 @@ async def test_rate_limits_per_resident_and_per_door(world):
         (await service.execute(RESIDENT, "b3-entrance", "unlock", {"seconds": 5})).outcome
         for _ in range(7)
     ]
-    assert results == [A.OK] * 5 + [A.RATE_LIMITED] * 2
+    assert results == [Outcome.OK] * 5 + [Outcome.RATE_LIMITED] * 2
     limited = await service.execute(RESIDENT, "gate-north", "unlock", {"seconds": 5})
-    assert limited.outcome == A.RATE_LIMITED and limited.retry_after_s and limited.retry_after_s > 0
+    assert (
+        limited.outcome == Outcome.RATE_LIMITED
+        and limited.retry_after_s
+        and limited.retry_after_s > 0
+    )
     # other callers on the same door each have their own bucket: nobody is locked out
     outcomes = [
         (
@@ -365,8 +374,8 @@ async def test_rate_limits_per_resident_and_per_door(world):
         ).outcome
         for i in range(6)
     ]
-    assert outcomes == [A.OK] * 6
-    assert log.query(outcome=A.RATE_LIMITED).items
+    assert outcomes == [Outcome.OK] * 6
+    assert log.query(outcome=Outcome.RATE_LIMITED).items
 
 
 async def test_three_residents_hammering_a_gate_lock_nobody_else_out_and_raise_an_alert(world):
@@ -385,10 +394,10 @@ async def test_three_residents_hammering_a_gate_lock_nobody_else_out_and_raise_a
             (await service.execute(p, "gate-north", "unlock", {"seconds": 5})).outcome
             for _ in range(7)
         ]
-        assert outcomes[:5] == [A.OK] * 5 and outcomes[5:] == [A.RATE_LIMITED] * 2
+        assert outcomes[:5] == [Outcome.OK] * 5 and outcomes[5:] == [Outcome.RATE_LIMITED] * 2
     neighbour = Principal("resident", "r-77", frozenset({"c1"}), building="b3")
     ok = await service.execute(neighbour, "gate-north", "unlock", {"seconds": 5})
-    assert ok.outcome == A.OK
+    assert ok.outcome == Outcome.OK
     assert faults and set(faults) == {("gate-north", "door_attempts_flood")}
     assert service.door_floods == len(faults)
 
@@ -426,7 +435,7 @@ async def test_tamper_events_and_foreign_refusals_are_security_rows(world):
             ack(st, {"id": "c-1", "ok": False, "error": "replayed"}),  # counted by its tamper event
         ]
     )
-    rows = log.query(outcome=A.SECURITY).items
+    rows = log.query(outcome=Outcome.SECURITY).items
     assert [(r["reason"], r["command_id"]) for r in rows] == [
         ("expired", "c-2"),
         ("replayed", "c-1"),
@@ -468,11 +477,11 @@ async def test_the_pending_row_is_on_disk_before_the_command_leaves(world):
 
     broker.publish = checking  # type: ignore[method-assign]
     result = await service.execute(PLATFORM, "gate-north", "unlock", {"seconds": 3})
-    assert result.outcome == A.OK
+    assert result.outcome == Outcome.OK
     ((_, outcome, command_id),) = seen[0]
-    assert (outcome, command_id) == (A.PENDING, result.command_id)
+    assert (outcome, command_id) == (Outcome.PENDING, result.command_id)
     # and the outcome is on disk before the answer
-    assert _on_disk(log)[0][1:] == (A.OK, result.command_id)
+    assert _on_disk(log)[0][1:] == (Outcome.OK, result.command_id)
 
 
 async def test_concurrent_attempts_share_one_transaction_per_loop_turn(world):
@@ -490,10 +499,10 @@ async def test_concurrent_attempts_share_one_transaction_per_loop_turn(world):
     results = await asyncio.gather(
         *(service.execute(PLATFORM, "gate-north", "unlock", {"seconds": 1}) for _ in range(5))
     )
-    assert all(r.outcome == A.OK for r in results)
+    assert all(r.outcome == Outcome.OK for r in results)
     assert at_publish == [1] * 5  # the five pending rows went in one transaction
     assert 2 <= len(commits) <= 6  # the outcomes: grouped as their acks arrive together
-    assert [row[1] for row in _on_disk(log)] == [A.OK] * 5
+    assert [row[1] for row in _on_disk(log)] == [Outcome.OK] * 5
 
 
 async def test_a_failed_audit_write_sends_nothing_and_raises(world):
@@ -510,11 +519,11 @@ def test_ids_continue_after_a_restart(tmp_path):
     row = {"principal": "p", "principal_kind": "platform", "credential": "", "device": "d"}
     first = AuditLog(path)
     first.open()
-    ids = [first.record(**row, action="unlock", outcome=A.OK) for _ in range(3)]
+    ids = [first.record(**row, action="unlock", outcome=Outcome.OK) for _ in range(3)]
     first.close()
     again = AuditLog(path)
     again.open()
-    assert again.record(**row, action="unlock", outcome=A.OK) == ids[-1] + 1 == 4
+    assert again.record(**row, action="unlock", outcome=Outcome.OK) == ids[-1] + 1 == 4
     assert [r["id"] for r in again.query().items] == [4, 3, 2, 1]
     again.close()
 
@@ -546,7 +555,7 @@ async def test_a_timeout_is_answered_no_earlier_than_expires_at(world):
     )
     result = await slow.execute(PLATFORM, "gate-north", "unlock", {"seconds": 3})
     answered_ms = time.time_ns() // 1_000_000
-    assert result.outcome == A.TIMEOUT
+    assert result.outcome == Outcome.TIMEOUT
     (sent,) = broker.published
     assert answered_ms >= sent["cmd"]["expires_at"], answered_ms - sent["cmd"]["expires_at"]
 
@@ -560,16 +569,20 @@ async def test_every_command_says_rule_2_and_the_timeout_says_what_may_still_hap
     expires = sent["cmd"]["expires_at"]
     # registered without command_rule: firmware of rule 1, 30 s past expires_at by a clock
     # that may itself run 30 s behind
-    assert (result.outcome, result.expires_at_ms, result.command_rule) == (A.TIMEOUT, expires, 1)
+    assert (result.outcome, result.expires_at_ms, result.command_rule) == (
+        Outcome.TIMEOUT,
+        expires,
+        1,
+    )
     assert result.may_execute_until_ms == expires + 60_000
     assert may_execute_until(expires, 2) == expires + 30_000
     # refusals and confirmed answers say nothing of the kind
     broker.reply = {"ok": False, "error": "busy"}
     refused = await service.execute(PLATFORM, "gate-north", "unlock", {"seconds": 3})
-    assert refused.outcome == A.REFUSED and refused.may_execute_until_ms is None
+    assert refused.outcome == Outcome.REFUSED and refused.may_execute_until_ms is None
     broker.reply = {"ok": True}
     ok = await service.execute(PLATFORM, "gate-north", "unlock", {"seconds": 3})
-    assert ok.outcome == A.OK and ok.may_execute_until_ms is None
+    assert ok.outcome == Outcome.OK and ok.may_execute_until_ms is None
 
 
 async def test_a_late_ok_turns_the_timeout_into_late_ok_with_a_security_row_and_an_alert(world):
@@ -580,20 +593,20 @@ async def test_a_late_ok_turns_the_timeout_into_late_ok_with_a_security_row_and_
     )
     broker.reply = None
     result = await service.execute(PLATFORM, "gate-north", "unlock", {"seconds": 3})
-    assert result.outcome == A.TIMEOUT
+    assert result.outcome == Outcome.TIMEOUT
     st = service.devices["gate-north"]
     acked_at = result.expires_at_ms + 9_000
     late = ack(st, {"id": result.command_id, "ok": True})
     service.on_commit([Accepted(late.device, late.message, acked_at)])
     await log.flushed()
     rows = {r["outcome"]: r for r in log.query(device="gate-north").items}
-    assert set(rows) == {A.LATE_OK, A.SECURITY}
-    row = rows[A.LATE_OK]
+    assert set(rows) == {Outcome.LATE_OK, Outcome.SECURITY}
+    row = rows[Outcome.LATE_OK]
     assert row["command_id"] == result.command_id and row["latency_ms"] == result.latency_ms
     assert row["reason"].startswith("no ack from the device in time; the device executed it")
     assert "+9.0 s" in row["reason"]
-    security = rows[A.SECURITY]
-    assert (security["reason"], security["command_id"]) == (A.LATE_OK, result.command_id)
+    security = rows[Outcome.SECURITY]
+    assert (security["reason"], security["command_id"]) == (Outcome.LATE_OK, result.command_id)
     assert heard == [
         (
             "gate-north",
@@ -601,7 +614,7 @@ async def test_a_late_ok_turns_the_timeout_into_late_ok_with_a_security_row_and_
                 "rule": "command_late_ok",
                 "command_id": result.command_id,
                 "action": "unlock",
-                "answered": A.TIMEOUT,
+                "answered": Outcome.TIMEOUT,
                 "expires_at": result.expires_at_ms,
                 "acked_at": acked_at,
                 "audit_id": row["id"],
@@ -622,7 +635,7 @@ async def test_a_late_refusal_of_our_own_command_is_noted_not_a_security_event(w
     service.on_commit([ack(st, {"id": result.command_id, "ok": False, "error": "expired"})])
     await log.flushed()
     (row,) = log.query(device="gate-north").items
-    assert row["outcome"] == A.TIMEOUT
+    assert row["outcome"] == Outcome.TIMEOUT
     assert "the device refused it later (expired" in row["reason"]
     assert service.security_events == {}
 
@@ -635,12 +648,12 @@ async def test_a_late_ack_from_another_device_amends_nothing(world):
     service.on_commit([ack(other, {"id": result.command_id, "ok": True})])
     await log.flushed()
     (row,) = log.query(device="gate-north").items
-    assert row["outcome"] == A.TIMEOUT
+    assert row["outcome"] == Outcome.TIMEOUT
     # the right device's ack still counts afterwards
     st = service.devices["gate-north"]
     service.on_commit([ack(st, {"id": result.command_id, "ok": True})])
     await log.flushed()
-    assert log.query(device="gate-north", outcome=A.LATE_OK).items
+    assert log.query(device="gate-north", outcome=Outcome.LATE_OK).items
 
 
 async def test_a_registered_rule_2_device_may_execute_only_while_its_clock_lags(world, tmp_path):
@@ -667,3 +680,23 @@ async def test_a_registered_rule_2_device_may_execute_only_while_its_clock_lags(
     result = await v2.execute(PLATFORM, "gate-north", "unlock", {"seconds": 3})
     assert result.command_rule == 2
     assert result.may_execute_until_ms == result.expires_at_ms + 30_000
+
+
+def test_outcome_values_are_the_stored_and_answered_strings():
+    # stored in the audit table and returned by the API: a renamed value breaks both
+    assert sorted(Outcome) == [
+        "bad_request",
+        "failed",
+        "forbidden",
+        "late_ok",
+        "not_commandable",
+        "not_found",
+        "offline",
+        "ok",
+        "pending",
+        "rate_limited",
+        "refused",
+        "security",
+        "timeout",
+    ]
+    assert all(type(o.value) is str and str(o) == o.value for o in Outcome)
