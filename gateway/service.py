@@ -17,6 +17,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from devices import topics
+from gateway.adapters.binding import AdapterDevices, Bindings
+from gateway.adapters.router import TopicRouter, build_router
+from gateway.adapters.table import ADAPTERS
 from gateway.audit import AuditLog
 from gateway.auth import Authenticator
 from gateway.clock import Clock, SystemClock
@@ -52,7 +55,22 @@ def _release_startup_memory() -> None:
     gc.freeze()
 
 
-def new_ingest(settings: Settings, store: Store, acker: Acker) -> Ingest:
+def adapter_router(settings: Settings) -> TopicRouter:
+    """The topic router of the configured MQTT ecosystems (``[[adapters]]``)."""
+    return build_router(
+        ((ADAPTERS[a.kind], a.options, a.community) for a in settings.adapters),
+        native_prefix=settings.mqtt.prefix,
+    )
+
+
+def new_ingest(
+    settings: Settings,
+    store: Store,
+    acker: Acker,
+    *,
+    router: TopicRouter | None = None,
+    adapter_devices: AdapterDevices | None = None,
+) -> Ingest:
     """The ingest as the configuration sets it up (also used by ``bench/ingest_cpu.py``)."""
     st = settings.store
     return Ingest(
@@ -63,6 +81,8 @@ def new_ingest(settings: Settings, store: Store, acker: Acker) -> Ingest:
         commit_max=st.commit_max_messages,
         telemetry_interval_s=st.telemetry_commit_interval_ms / 1000,
         max_payload_bytes=st.max_payload_bytes,
+        router=router,
+        adapter_devices=adapter_devices,
     )
 
 
@@ -91,7 +111,15 @@ class Gateway:
             host, port = s.mqtt.host_port
             self.broker = OperatorBroker(s.mqtt.url, host, port)
         self.sink: Sink = build_sink(s.influxdb, s.store.path)
-        self.ingest: Ingest = new_ingest(s, self.store, self._ack)
+        # vendor ecosystems: their topics routed to adapters, their devices bound or discovered
+        self.router = adapter_router(s)
+        self.bindings = Bindings(registry.devices)
+        self.adapter_devices = AdapterDevices(
+            self.store, self.bindings, max_payload_bytes=s.store.max_payload_bytes
+        )
+        self.ingest: Ingest = new_ingest(
+            s, self.store, self._ack, router=self.router, adapter_devices=self.adapter_devices
+        )
         self.fieldbus = Fieldbus(s.serial, self._publish, s.mqtt.prefix)
         self.client = MqttClient(
             self.broker.host,
@@ -99,7 +127,10 @@ class Gateway:
             s.mqtt.client_id,
             # locker commands for RS-485 lock boards pass through the field bus first
             on_batch=self._on_batch if self.fieldbus.command_topics else self.ingest.on_batch,
-            subscriptions=[(topics.subscription(s.mqtt.prefix), 1)],
+            subscriptions=[
+                (topics.subscription(s.mqtt.prefix), 1),
+                *((f, 1) for f in self.router.filters),
+            ],
             username=s.mqtt.username or None,
             password=s.mqtt.password or None,
             ssl=self._ssl_context(),
