@@ -18,7 +18,7 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
-from gateway import logs
+from gateway import decode_cli, logs
 from gateway.config import ConfigError, Registry, Settings, load_registry, load_settings
 
 log = logging.getLogger("courtyard")
@@ -248,6 +248,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--gateway-user", default="courtyard", help='the gateway\'s account (default "courtyard")'
     )
     b.set_defaults(func=cmd_broker_config)
+    # every argument after "decode" is decode_cli's, options included: no prefix character
+    x = sub.add_parser(
+        "decode",
+        help="decode one adapter message or serial frame as JSON (nothing is stored)",
+        add_help=False,
+        prefix_chars="\0",
+    )
+    x.add_argument("argv", nargs=argparse.REMAINDER)
+    x.set_defaults(func=lambda args: decode_cli.run(args.argv))
     return p
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
@@ -33,6 +32,7 @@ from devices.model import Decoded, Rejected
 from devices.profiles import PROFILES
 from gateway.adapters.binding import AdapterDevices
 from gateway.adapters.router import Route, TopicRouter
+from gateway.clock import Clock, Handle, SystemClock
 from gateway.store.journal import Accepted, DeadLetter, DeviceState, Store, WriteResult
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ class Ingest:
         telemetry_interval_s: float | None = None,
         commit_soon_at: int = 1000,
         max_payload_bytes: int = 65536,
-        loop: asyncio.AbstractEventLoop | None = None,
+        clock: Clock | None = None,
         router: TopicRouter | None = None,
         adapter_devices: AdapterDevices | None = None,
     ) -> None:
@@ -95,11 +95,12 @@ class Ingest:
         self.commit_soon_at = commit_soon_at
         self.max_payload_bytes = max_payload_bytes
         self.listeners: list[Callable[[Sequence[Accepted]], None]] = []
-        self._loop = loop
+        self.clock: Clock = clock or SystemClock()
         self._accepted: list[Accepted] = []
         self._dead: list[DeadLetter] = []
         self._acks: dict[Any, list[int]] = {}
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: Handle | None = None
+        self._due = 0.0  # the timer's deadline on the clock's monotonic time
         self._failing_since: float | None = None
         self._waiters: list[Waiter] = []
         self.received_total = 0
@@ -202,8 +203,7 @@ class Ingest:
     def submit(self, accepted: list[Accepted], dead: list[DeadLetter]) -> Waiter:
         """Queue messages that arrived another way than MQTT (an HTTP push) for the next group
         commit; the future resolves once they are committed (the HTTP answer waits for it)."""
-        loop = self._loop or asyncio.get_running_loop()
-        waiter: Waiter = loop.create_future()
+        waiter: Waiter = asyncio.get_running_loop().create_future()
         self._accepted.extend(accepted)
         self._dead.extend(dead)
         self._waiters.append(waiter)
@@ -215,13 +215,13 @@ class Ingest:
 
     def _arm(self, delay: float) -> None:
         """Commit within ``delay`` seconds (or sooner, if already due sooner)."""
-        loop = self._loop or asyncio.get_running_loop()
-        due = loop.time() + delay
+        due = self.clock.monotonic() + delay
         if self._timer is not None:
-            if self._timer.when() <= due:
+            if self._due <= due:
                 return
             self._timer.cancel()
-        self._timer = loop.call_at(due, self.flush)
+        self._due = due
+        self._timer = self.clock.call_later(delay, self.flush)
 
     def _decode(self, t: topics.Topic, payload: bytes, received_ms: int) -> Decoded:
         return decode(t, payload, received_ms, max_bytes=self.max_payload_bytes)
@@ -262,7 +262,7 @@ class Ingest:
         accepted, dead, acks, discovered, waiters = batch
         self._waiters[:0] = waiters
         if self._failing_since is None:
-            self._failing_since = time.monotonic()
+            self._failing_since = self.clock.monotonic()
             log.error(
                 "journal write failed, holding %d messages unacknowledged: %s",
                 len(accepted) + len(dead),
@@ -274,14 +274,15 @@ class Ingest:
             acks.setdefault(token, []).extend(ids)
         self._acks = acks
         self.store.give_back_discovered(discovered)
-        loop = self._loop or asyncio.get_running_loop()
-        self._timer = loop.call_later(1.0, self.flush)
+        self._due = self.clock.monotonic() + 1.0
+        self._timer = self.clock.call_later(1.0, self.flush)
 
     def _committed(self, batch: _Batch, result: WriteResult) -> None:
         accepted, _, acks, _, waiters = batch
         if self._failing_since is not None:
             log.warning(
-                "journal writes recovered after %.1f s", time.monotonic() - self._failing_since
+                "journal writes recovered after %.1f s",
+                self.clock.monotonic() - self._failing_since,
             )
             self._failing_since = None
         self.store.apply(accepted, result)
@@ -300,10 +301,10 @@ class Ingest:
     async def drain(self, timeout: float = 30.0) -> bool:  # noqa: ASYNC109
         """Commit (and acknowledge) everything pending; False if the store would not take it
         within ``timeout`` seconds. Call before closing the store."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        deadline = self.clock.monotonic() + timeout
+        while self.clock.monotonic() < deadline:
             self.flush()
             if not self.pending:
                 return True
-            await asyncio.sleep(0.05)  # failing: the retry timer is set
+            await self.clock.sleep(0.05)  # failing: the retry timer is set
         return False

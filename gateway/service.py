@@ -67,6 +67,7 @@ def new_ingest(
     settings: Settings,
     store: Store,
     acker: Acker,
+    clock: Clock | None = None,
     *,
     router: TopicRouter | None = None,
     adapter_devices: AdapterDevices | None = None,
@@ -81,6 +82,7 @@ def new_ingest(
         commit_max=st.commit_max_messages,
         telemetry_interval_s=st.telemetry_commit_interval_ms / 1000,
         max_payload_bytes=st.max_payload_bytes,
+        clock=clock,
         router=router,
         adapter_devices=adapter_devices,
     )
@@ -118,7 +120,12 @@ class Gateway:
             self.store, self.bindings, max_payload_bytes=s.store.max_payload_bytes
         )
         self.ingest: Ingest = new_ingest(
-            s, self.store, self._ack, router=self.router, adapter_devices=self.adapter_devices
+            s,
+            self.store,
+            self._ack,
+            self.clock,
+            router=self.router,
+            adapter_devices=self.adapter_devices,
         )
         self.fieldbus = Fieldbus(s.serial, self._publish, s.mqtt.prefix)
         self.client = MqttClient(
@@ -137,6 +144,9 @@ class Gateway:
             keepalive=s.mqtt.keepalive_s,
             session_expiry=s.mqtt.session_expiry_s,
             coalesce_s=s.mqtt.read_coalesce_ms / 1000,
+            sleep=self.clock.sleep,
+            clock_ms=self.now_ms,
+            call_later=self.clock.call_later,
         )
         self.authenticator = Authenticator(s.auth, [c.id for c in registry.communities])
         self.commands = CommandService(

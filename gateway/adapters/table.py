@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from devices.adapters import ADAPTERS as ALL_ADAPTERS
 from devices.adapters.base import Adapter
-from devices.adapters.http import HTTP_ADAPTERS
 
 ADAPTERS: Mapping[str, Adapter] = MappingProxyType(
-    {name: a for name, a in HTTP_ADAPTERS.items() if a.transport in ("mqtt", "http")}
+    {name: a for name, a in ALL_ADAPTERS.items() if a.transport in ("mqtt", "http")}
 )
 """Adapters a device may be bound to and an ``[[adapters]]`` entry may name."""
 

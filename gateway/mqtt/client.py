@@ -52,7 +52,7 @@ class Batch:
     generation: int
 
 
-class _Connection(asyncio.Protocol):
+class Connection(asyncio.Protocol):
     """One TCP (or TLS) connection: parses, sorts packets, counts what waits for an ack."""
 
     def __init__(self, client: MqttClient, generation: int) -> None:
@@ -116,7 +116,7 @@ class _Connection(asyncio.Protocol):
             # read, rather than waking up (and committing, acking) for every message or two
             self.coalescing = True
             self.transport.pause_reading()  # type: ignore[union-attr]
-            asyncio.get_running_loop().call_later(client.coalesce_s, self._coalesced)
+            client._call_later(client.coalesce_s, self._coalesced)
 
     def _coalesced(self) -> None:
         self.coalescing = False
@@ -236,6 +236,7 @@ class MqttClient:
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         random: Callable[[], float] = _random.random,
         clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        call_later: Callable[[float, Callable[[], None]], object] | None = None,
         logger: logging.Logger = _log,
         on_connect: Callable[[bool], None] | None = None,
         on_disconnect: Callable[[BaseException | None], None] | None = None,
@@ -267,8 +268,11 @@ class MqttClient:
         self._sleep = sleep
         self._random = random
         self._clock_ms = clock_ms
+        self._call_later = call_later or (
+            lambda delay, callback: asyncio.get_running_loop().call_later(delay, callback)
+        )
         self._log = logger
-        self._conn: _Connection | None = None
+        self._conn: Connection | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._generation = 0
         self._last_packet_id = 0
@@ -384,17 +388,17 @@ class MqttClient:
         if answer.reason_code >= 0x80:
             raise PublishRejected(answer.reason_code, f"publish to {topic!r}")
 
-    def _packet_id(self, conn: _Connection) -> int:
+    def _packet_id(self, conn: Connection) -> int:
         for _ in range(0xFFFF):
             self._last_packet_id = self._last_packet_id % 0xFFFF + 1
             if self._last_packet_id not in conn.pending:
                 return self._last_packet_id
         raise MqttError("all 65535 packet ids are in flight")
 
-    async def _connect(self, *, clean_start: bool) -> _Connection:
+    async def _connect(self, *, clean_start: bool) -> Connection:
         loop = asyncio.get_running_loop()
         self._generation += 1
-        conn = _Connection(self, self._generation)
+        conn = Connection(self, self._generation)
         where = f"{self.host}:{self.port}"
         try:
             async with asyncio.timeout(self._connect_timeout):
@@ -422,7 +426,7 @@ class MqttClient:
         self._notify(self.on_connect, connack.session_present)
         return conn
 
-    async def _subscribe(self, conn: _Connection) -> None:
+    async def _subscribe(self, conn: Connection) -> None:
         if not self.subscriptions:
             return
         subscriptions = self.subscriptions
@@ -447,7 +451,7 @@ class MqttClient:
                     "broker granted QoS %d for %r (asked %d)", code, topic_filter, qos
                 )
 
-    def _connection_lost(self, conn: _Connection) -> None:
+    def _connection_lost(self, conn: Connection) -> None:
         if self._conn is conn:
             self._conn = None
         if conn.ready:
@@ -460,7 +464,7 @@ class MqttClient:
         except Exception:
             self._log.exception("MQTT connection callback failed")
 
-    async def _supervise(self, conn: _Connection) -> None:
+    async def _supervise(self, conn: Connection) -> None:
         try:
             while not self._stopping:
                 await self._watch(conn)
@@ -470,7 +474,7 @@ class MqttClient:
             self._log.exception("MQTT supervisor of %s:%d failed", self.host, self.port)
             raise
 
-    async def _watch(self, conn: _Connection) -> None:
+    async def _watch(self, conn: Connection) -> None:
         """Return when the connection is lost. Send PINGREQ every half keepalive; declare
         the link dead after 1.5 keepalive without a byte from the broker (unless paused)."""
         while not conn.lost.done():
@@ -488,7 +492,7 @@ class MqttClient:
             elif not conn.closed:
                 conn.write(codec.PINGREQ)
 
-    async def _reconnect(self, reason: BaseException | None) -> _Connection:
+    async def _reconnect(self, reason: BaseException | None) -> Connection:
         loop = asyncio.get_running_loop()
         down_since = loop.time()
         where = f"{self.host}:{self.port}"

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from dataclasses import dataclass
 
 import orjson
 import pytest
 
+from gateway.clock import FakeClock
 from gateway.ingest import Ingest
 from gateway.store.journal import Store
 
@@ -46,16 +46,17 @@ def telemetry(seq: int, **fields: float) -> bytes:
     return orjson.dumps({"ts": NOW - 1000 + seq, "seq": seq, **fields})
 
 
-async def test_commit_then_ack(store):
+def test_commit_then_ack(store):
+    clock = FakeClock()
     acks = Acks()
-    ingest = Ingest(store, prefix="community", acker=acks, commit_interval_s=0.001)
+    ingest = Ingest(store, clock=clock, prefix="community", acker=acks, commit_interval_s=0.001)
     msgs = [
         Msg("community/c1/meter/m-1/telemetry", telemetry(i, energy_kwh=1.0 + i), packet_id=i + 1)
         for i in range(10)
     ]
     ingest.on_batch(msgs, "conn-1")
     assert acks.calls == []  # nothing acknowledged before the commit
-    await asyncio.sleep(0.02)
+    clock.advance(20)
     assert acks.calls == [("conn-1", list(range(1, 11)))]
     (count,) = store.conn.execute("SELECT count(*) FROM journal").fetchone()
     assert count == 10
@@ -63,28 +64,36 @@ async def test_commit_then_ack(store):
     assert store.devices["m-1"].online is True
 
 
-async def test_readings_wait_for_the_long_interval_and_an_event_pulls_the_commit_in(store):
-    acks = Acks()
-    ingest = Ingest(
-        store, prefix="community", acker=acks, commit_interval_s=0.01, telemetry_interval_s=0.5
-    )
-    reading = Msg("community/c1/meter/m-1/telemetry", telemetry(1, power_w=5), packet_id=1)
-    ingest.on_batch([reading], "conn")
-    await asyncio.sleep(0.05)
-    assert acks.calls == []  # only readings: they wait up to 0.5 s
-    event = orjson.dumps({"ts": NOW, "seq": 2, "event": "door_forced"})
-    ingest.on_batch([Msg("community/c1/access/gate-north/event", event, packet_id=2)], "conn")
-    await asyncio.sleep(0.05)
-    assert acks.calls == [("conn", [1, 2])]  # the event brought the readings along
-    ingest.on_batch([Msg(reading.topic, telemetry(3, power_w=6), packet_id=3)], "conn")
-    await asyncio.sleep(0.05)
-    assert len(acks.calls) == 1  # and the next readings wait again
-
-
-async def test_a_thousand_waiting_readings_commit_without_the_long_wait(store):
+def test_readings_wait_for_the_long_interval_and_an_event_pulls_the_commit_in(store):
+    clock = FakeClock()
     acks = Acks()
     ingest = Ingest(
         store,
+        clock=clock,
+        prefix="community",
+        acker=acks,
+        commit_interval_s=0.01,
+        telemetry_interval_s=0.5,
+    )
+    reading = Msg("community/c1/meter/m-1/telemetry", telemetry(1, power_w=5), packet_id=1)
+    ingest.on_batch([reading], "conn")
+    clock.advance(50)
+    assert acks.calls == []  # only readings: they wait up to 0.5 s
+    event = orjson.dumps({"ts": NOW, "seq": 2, "event": "door_forced"})
+    ingest.on_batch([Msg("community/c1/access/gate-north/event", event, packet_id=2)], "conn")
+    clock.advance(50)
+    assert acks.calls == [("conn", [1, 2])]  # the event brought the readings along
+    ingest.on_batch([Msg(reading.topic, telemetry(3, power_w=6), packet_id=3)], "conn")
+    clock.advance(50)
+    assert len(acks.calls) == 1  # and the next readings wait again
+
+
+def test_a_thousand_waiting_readings_commit_without_the_long_wait(store):
+    clock = FakeClock()
+    acks = Acks()
+    ingest = Ingest(
+        store,
+        clock=clock,
         prefix="community",
         acker=acks,
         commit_interval_s=0.01,
@@ -94,19 +103,20 @@ async def test_a_thousand_waiting_readings_commit_without_the_long_wait(store):
     topic = "community/c1/meter/m-1/telemetry"
     msgs = [Msg(topic, telemetry(i, power_w=i), packet_id=i + 1) for i in range(100)]
     ingest.on_batch(msgs[:99], "conn")
-    await asyncio.sleep(0.05)
+    clock.advance(50)
     assert acks.calls == []  # 99 readings: they may wait
     ingest.on_batch(msgs[99:], "conn")
-    await asyncio.sleep(0.05)
+    clock.advance(50)
     assert acks.calls == [("conn", list(range(1, 101)))]
 
 
-async def test_our_own_command_echo_is_acked_without_other_traffic(store):
+def test_our_own_command_echo_is_acked_without_other_traffic(store):
+    clock = FakeClock()
     acks = Acks()
-    ingest = Ingest(store, prefix="community", acker=acks, commit_interval_s=0.005)
+    ingest = Ingest(store, clock=clock, prefix="community", acker=acks, commit_interval_s=0.005)
     echo = Msg("community/c1/access/gate-north/cmd", b'{"id": "x"}', packet_id=9)
     ingest.on_batch([echo], "conn")
-    await asyncio.sleep(0.05)
+    clock.advance(50)
     assert acks.calls == [("conn", [9])] and ingest.ignored_total == 1
 
 
