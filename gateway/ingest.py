@@ -188,7 +188,9 @@ class Ingest:
             devices = self.adapter_devices
             if devices is None:
                 raise Rejected("no_binding", "adapters are not set up")
-            accepted = devices.accept(adapted, route.community, received)
+            accepted = devices.accept(
+                adapted, route.community, received, default_class=route.device_class
+            )
         except Rejected as r:
             self._dead.append(
                 DeadLetter(received, m.topic, r.reason, r.detail, bytes(payload), adapter.name)

@@ -82,10 +82,15 @@ class AdapterDevices:
         self.max_payload_bytes = max_payload_bytes
 
     def device(
-        self, adapted: Adapted, community: str, bound: RegistryDevice | None = None
+        self,
+        adapted: Adapted,
+        community: str,
+        bound: RegistryDevice | None = None,
+        default_class: str = "",
     ) -> DeviceState:
         """The bound device's state, or the discovered device of this source (recorded with
-        the next commit). Raises ``Rejected`` when the source is empty and nothing binds it."""
+        the next commit, of the adapter's class, else ``default_class``). Raises ``Rejected``
+        when the source is empty and nothing binds it, or when no class is known."""
         if bound is None and adapted.source:
             bound = self.bindings.bound(adapted.adapter, adapted.source)
         devices = self.store.devices
@@ -99,9 +104,17 @@ class AdapterDevices:
         device_id = discovered_id(adapted.adapter, adapted.source)
         state = devices.get(device_id)
         if state is None:
-            if adapted.device_class not in PROFILES:
-                raise Rejected("unknown_class", adapted.device_class[:64])
-            state = self.store.discover(device_id, community, adapted.device_class)
+            device_class = adapted.device_class or default_class
+            if not device_class:  # an availability, a bare uplink: kept, to be classified
+                raise Rejected(
+                    "unclassified",
+                    f"{adapted.adapter} source {adapted.source[:80]!r} is bound to no device"
+                    " and this message does not tell its class: bind it, or set the"
+                    " [[adapters]] entry's device_class",
+                )
+            if device_class not in PROFILES:
+                raise Rejected("unknown_class", device_class[:64])
+            state = self.store.discover(device_id, community, device_class)
         self.bindings.discovered.setdefault(device_id, (adapted.adapter, adapted.source))
         return state
 
@@ -111,13 +124,14 @@ class AdapterDevices:
         community: str,
         received_ms: int,
         bound: RegistryDevice | None = None,
+        default_class: str = "",
     ) -> list[Accepted]:
         """Every device message of ``adapted``, decoded like native ones; ``Rejected`` if
         any fails (the whole message is dead-lettered, none of it journaled)."""
         bodies = native_payloads(adapted)
         if not bodies:
             return []
-        state = self.device(adapted, community, bound)
+        state = self.device(adapted, community, bound, default_class)
         out = []
         for kind, body in bodies:
             topic = Topic(state.community, state.device_class, state.device, kind)

@@ -9,7 +9,7 @@ ingest reads itself.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from devices.adapters.base import Adapter, Options
@@ -24,6 +24,7 @@ class Route:
     options: Options
     community: str
     filters: tuple[str, ...] = ()
+    device_class: str = ""  # of unbound devices whose messages do not tell theirs
 
     @property
     def name(self) -> str:
@@ -135,17 +136,17 @@ def _reaches_native(topic_filter: str, prefix: str) -> bool:
 def build_router(
     entries: Iterable[tuple[Adapter, Options, str]], *, native_prefix: str
 ) -> TopicRouter:
-    """The router of the MQTT entries among ``(adapter, options, community)``."""
+    """The router of the MQTT entries among ``(adapter, options, community)``; an entry's
+    ``device_class`` option is the class of its unbound devices that do not tell theirs."""
     routes = [
-        Route(adapter, options, community, entry_filters(adapter, options))
+        Route(
+            adapter,
+            options,
+            community,
+            entry_filters(adapter, options),
+            options.get("device_class", ""),
+        )
         for adapter, options, community in entries
         if adapter.transport == "mqtt"
     ]
     return TopicRouter(routes, native_prefix=native_prefix)
-
-
-def routes_by_name(routes: Iterable[Route]) -> Mapping[str, list[Route]]:
-    out: dict[str, list[Route]] = {}
-    for r in routes:
-        out.setdefault(r.name, []).append(r)
-    return out

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -18,7 +18,14 @@ from pydantic import (
     model_validator,
 )
 
-from gateway.config.base import ENV_PREFIX, ConfigError, Ident, Section, format_error
+from gateway.config.base import (
+    ENV_PREFIX,
+    ConfigError,
+    DeviceClass,
+    Ident,
+    Section,
+    format_error,
+)
 from gateway.fieldbus.settings import SerialBus, check_unique, resolve_map_files
 
 
@@ -239,6 +246,11 @@ class AdapterEntry(Section):
         for key, value in (self.model_extra or {}).items():
             if not isinstance(value, str | int | float) or isinstance(value, bool):
                 raise ValueError(f"option {key} = {value!r}: expected a string or a number")
+        device_class = (self.model_extra or {}).get("device_class")
+        if device_class is not None and device_class not in get_args(DeviceClass):
+            raise ValueError(
+                f"device_class = {device_class!r}: expected one of {get_args(DeviceClass)}"
+            )
         return self
 
     @property

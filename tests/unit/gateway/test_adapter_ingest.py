@@ -39,6 +39,9 @@ def _toy_decode(topic: str, payload: bytes, options: Options) -> Adapted:
     name = topic[len(base) + 1 :]
     if name.startswith("bridge/"):
         return Adapted("toy", "", "access", ignored="bridge_log")
+    if name.endswith("/availability"):  # says nothing of the device's class
+        state = AdaptedMessage("status", state=payload.decode())
+        return Adapted("toy", name.removesuffix("/availability"), "", (state,))
     try:
         obj = orjson.loads(payload)
     except orjson.JSONDecodeError:
@@ -97,9 +100,10 @@ class Acks(list[tuple[object, list[int]]]):
         self.append((token, list(ids)))
 
 
-def make_ingest(store: Store, registry: Registry, acks: Acks) -> Ingest:
+def make_ingest(store: Store, registry: Registry, acks: Acks, device_class: str = "") -> Ingest:
     store.register((d.id, d.community, d.device_class, d.building) for d in registry.devices)
-    router = build_router([(TOY, {"base": "z2m"}, "c1")], native_prefix="community")
+    options = {"base": "z2m", **({"device_class": device_class} if device_class else {})}
+    router = build_router([(TOY, options, "c1")], native_prefix="community")
     devices = AdapterDevices(store, Bindings(registry.devices), max_payload_bytes=65536)
     return Ingest(
         store,
@@ -156,6 +160,30 @@ async def test_an_unbound_source_is_discovered_never_dropped(store, toy_registry
     assert row == ("c1", "access", 0)
     assert ingest.adapter_devices is not None
     assert ingest.adapter_devices.bindings.discovered[device] == ("toy", "Garage Side/Door")
+
+
+async def test_a_classless_message_goes_to_a_bound_device_or_the_entrys_class(store, toy_registry):
+    ingest = make_ingest(store, toy_registry, Acks())
+    ingest.on_batch(
+        [
+            Msg("z2m/Front Door/availability", b"online"),
+            Msg("z2m/Pump Room/availability", b"online"),
+        ],
+        "conn",
+    )
+    await asyncio.sleep(0.03)
+    assert journal(store) == [("b3-door", '{"state":"online"}')]
+    assert store.adapter_dead_letter_counts == {("unclassified", "toy"): 1}
+    assert store.devices["b3-door"].online is True
+
+
+async def test_the_entrys_device_class_places_unbound_classless_devices(store, toy_registry):
+    ingest = make_ingest(store, toy_registry, Acks(), device_class="meter")
+    ingest.on_batch([Msg("z2m/Pump Room/availability", b"offline")], "conn")
+    await asyncio.sleep(0.03)
+    device = discovered_id("toy", "Pump Room")
+    assert journal(store) == [(device, '{"state":"offline"}')]
+    assert store.devices[device].device_class == "meter"
 
 
 async def test_ignored_topics_are_counted_not_dead_lettered(store, toy_registry):
