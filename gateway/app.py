@@ -7,7 +7,18 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from gateway.api import alerts, audit, console, devices, doors, events, health, stream, tickets
+from gateway.api import (
+    alerts,
+    audit,
+    console,
+    devices,
+    doors,
+    events,
+    health,
+    ingest,
+    stream,
+    tickets,
+)
 from gateway.config import Registry, Settings
 from gateway.service import Gateway
 
@@ -40,6 +51,7 @@ def create_app(settings: Settings, registry: Registry, gateway: Gateway | None =
     app.include_router(stream.router)  # before events: /events/stream is not an id
     app.include_router(events.router)
     app.include_router(audit.router)
+    app.include_router(ingest.router)  # HTTP push from cameras and controllers
     app.include_router(console.router)  # the web console (dashboards/console)
     app.mount("/console/static", console.static, name="console-static")
     return app

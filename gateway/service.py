@@ -18,6 +18,8 @@ from pathlib import Path
 
 from devices import topics
 from gateway.adapters.binding import AdapterDevices, Bindings
+from gateway.adapters.pictures import Pictures
+from gateway.adapters.push import PushIngest
 from gateway.adapters.router import TopicRouter, build_router
 from gateway.adapters.table import ADAPTERS
 from gateway.audit import AuditLog
@@ -127,6 +129,16 @@ class Gateway:
             router=self.router,
             adapter_devices=self.adapter_devices,
         )
+        self.pictures = Pictures(s.data_dir / "pictures")
+        self.push = PushIngest(
+            ADAPTERS,
+            {(a.kind, a.community): a.options for a in s.adapters},
+            self.bindings,
+            self.adapter_devices,
+            self.ingest,
+            self.pictures,
+            self.now_ms,
+        )
         self.fieldbus = Fieldbus(s.serial, self._publish, s.mqtt.prefix)
         self.client = MqttClient(
             self.broker.host,
@@ -194,6 +206,9 @@ class Gateway:
             asyncio.create_task(
                 self._every(RETENTION_EVERY_S, self.retention.run), name="retention"
             ),
+            asyncio.create_task(
+                self._every(RETENTION_EVERY_S, self._expire_pictures), name="picture-retention"
+            ),
         ]
         if self.sink.supervised:
             self._tasks.append(
@@ -247,6 +262,11 @@ class Gateway:
                 await asyncio.to_thread(wal_checkpoint, self.settings.store.path)
             except Exception:  # a task boundary: try again next time
                 log.exception("WAL checkpoint failed")
+
+    async def _expire_pictures(self) -> None:
+        """Pictures go with the journal rows that refer to them (the store's retention)."""
+        days = self.settings.store.retention_days
+        await asyncio.to_thread(self.pictures.expire, self.now_ms() / 1000, days=days)
 
     def _checkpoint(self) -> None:
         self.store.checkpoint_state()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query, status
@@ -16,9 +17,18 @@ from gateway.store.queries import QueryError, parse_duration, parse_time
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
 
 
-def device_view(st: DeviceState, registered: dict[str, Any]) -> dict[str, Any]:
+def device_view(
+    st: DeviceState,
+    registered: dict[str, Any],
+    discovered: Mapping[str, tuple[str, str]] | None = None,
+) -> dict[str, Any]:
     profile = PROFILES.get(st.device_class)
     reg = registered.get(st.device)
+    # a device of an adapter (CONTRACT.md 7.1): its binding, or what discovered it
+    if reg is not None:
+        adapter, source = reg.adapter, reg.source
+    else:
+        adapter, source = (discovered or {}).get(st.device, ("", ""))
     return {
         "id": st.device,
         "community": st.community,
@@ -29,6 +39,8 @@ def device_view(st: DeviceState, registered: dict[str, Any]) -> dict[str, Any]:
         "last_seen": st.last_seen_ms,
         "state_since": st.state_ms,
         "expect_every_s": reg.expect_every_s if reg is not None else None,
+        "adapter": adapter,
+        "source": source,
         "latest": {
             name: {
                 "value": value,
@@ -50,7 +62,7 @@ async def list_devices(
 ) -> dict[str, Any]:
     registered = gateway.registry.by_id()
     items = [
-        device_view(st, registered)
+        device_view(st, registered, gateway.bindings.discovered)
         for st in sorted(gateway.store.devices.values(), key=lambda s: s.device)
         if principal.may_see(st.community)
         and (community is None or st.community == community)
@@ -63,7 +75,7 @@ async def list_devices(
 @router.get("/{device_id}")
 async def get_device(device_id: str, gateway: GatewayDep, principal: PlatformDep) -> dict[str, Any]:
     st = visible_device(gateway, principal, device_id)
-    return device_view(st, gateway.registry.by_id())
+    return device_view(st, gateway.registry.by_id(), gateway.bindings.discovered)
 
 
 @router.get("/{device_id}/readings")

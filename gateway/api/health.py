@@ -89,6 +89,7 @@ def render_metrics(gateway: Gateway) -> str:
     if gateway.broker.embedded:
         metric("courtyard_broker_restarts_total", "counter", "Embedded broker restarts")
         _line(out, "courtyard_broker_restarts_total", gateway.broker.restarts)
+    out.extend(gateway.push.metrics())
     out.extend(gateway.commands.metrics())
     out.extend(alerting_metrics(gateway.alerting))
     if gateway.fieldbus.schedulers:  # RS-485 buses: state, polls, errors per device
