@@ -18,7 +18,7 @@ import pytest
 from tests.integration.alerting_helpers import config
 from tests.integration.conftest import wait_for
 from tests.unit.devices.adapters import http_payloads as hp
-from tests.unit.devices.adapters.fixtures import Z2M
+from tests.unit.devices.adapters.fixtures import LORAWAN, SHELLY, TASMOTA, Z2M
 from tests.unit.webhooks.receiver import Receiver
 
 HIK_TOKEN = "9f0c3b8e6d2a41f7b5c8e0d1a2b3c4d5"
@@ -35,6 +35,27 @@ community = "c1"
 class = "access"
 adapter = "zigbee2mqtt"
 source = "0x00158e5202e6be17"
+
+[[devices]]
+id = "lot-space-7"
+community = "c1"
+class = "parking"
+adapter = "chirpstack"
+source = "0101010101010101"
+
+[[devices]]
+id = "b3-plug-meter"
+community = "c1"
+class = "meter"
+adapter = "tasmota"
+source = "pow1"
+
+[[devices]]
+id = "b3-main-meter"
+community = "c1"
+class = "meter"
+adapter = "shelly"
+source = "shellypro3em-b0b21c10a1b8"
 
 [[devices]]
 id = "b3-gate-controller"
@@ -65,6 +86,18 @@ GATEWAY = """
 kind = "zigbee2mqtt"
 community = "c1"
 base_topic = "zigbee2mqtt"
+
+[[adapters]]
+kind = "chirpstack"
+community = "c1"
+
+[[adapters]]
+kind = "tasmota"
+community = "c1"
+
+[[adapters]]
+kind = "shelly"
+community = "c1"
 
 [[adapters]]
 kind = "hikvision-anpr"
@@ -130,6 +163,35 @@ def test_zigbee2mqtt_contact_held_open_and_an_unbound_source_discovered(
     assert shed["latest"]["door_open"]["value"] is False
     metrics = gw.get("/metrics").text
     assert 'courtyard_adapter_ignored_total{adapter="zigbee2mqtt",reason="bridge_log"} 1' in metrics
+
+
+def test_lorawan_tasmota_and_shelly_devices_report_in_the_contracts_units(
+    mosquitto, gateway_factory, publisher
+):
+    gw = gateway_factory(mqtt_url=mosquitto.url, registry=REGISTRY, extra=GATEWAY)
+    gw.start()
+    nps405 = LORAWAN["chirpstack_nps405"]
+    # the network server's time of the uplink, now (the journal keeps a sane device time)
+    uplink = {**json.loads(nps405.payload), "time": datetime.now(UTC).isoformat()}
+    for _ in range(2):  # a repeated uplink: the same frame counter and time
+        publisher.publish(nps405.topic, json.dumps(uplink))
+    for fixture in (TASMOTA["sensor"], SHELLY["emdata"], SHELLY["em"]):
+        publisher.publish(fixture.topic, fixture.payload)
+
+    def latest(device: str) -> dict[str, Any]:
+        return dict(gw.get(f"/api/v1/devices/{device}").json()["latest"])
+
+    wait_for(lambda: "power_l3_w" in latest("b3-main-meter"), what="the Shelly's em status")
+    assert latest("lot-space-7")["occupied"]["value"] is True
+    plug = latest("b3-plug-meter")
+    assert (plug["energy_kwh"]["value"], plug["energy_kwh"]["unit"]) == (6.294, "kWh")
+    assert (plug["power_w"]["value"], plug["voltage_v"]["value"]) == (2635, 227)
+    main = latest("b3-main-meter")
+    assert (main["energy_kwh"]["value"], main["energy_kwh"]["unit"]) == (814.34585, "kWh")
+    assert main["power_l3_w"]["value"] == 228.6
+    # the repeated uplink (same frame counter and server time) is stored once
+    rows = [body for device, body in journal_rows(gw.db) if device == "lot-space-7"]
+    assert len(rows) == 1
 
 
 def test_http_pushes_reach_the_journal_rules_and_events(mosquitto, gateway_factory, receiver):
