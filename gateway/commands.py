@@ -17,7 +17,7 @@ reach it later: a device implementing command rule 2 (``"rule": 2`` in every com
 once its own clock passes ``expires_at``; older firmware allows 30 s of clock skew past it. So a
 timed-out answer says until when the device may still execute it (:attr:`Result.
 may_execute_until_ms`), and a late ``ok: true`` for such a command turns its audit row into
-``late_ok``, records a security event and tells the ``late_listeners`` (an alert).
+``late_ok``, records a security event and tells the ``fault_listeners`` (an alert).
 """
 
 from __future__ import annotations
@@ -125,7 +125,9 @@ class _Late:
     may_execute_until_ms: int
 
 
-LateListener = Callable[[DeviceState, dict[str, Any]], None]
+FaultListener = Callable[[DeviceState, str, dict[str, Any]], None]
+"""``(device, rule, details)``: something about commands that an operator must see as an
+alert: ``command_late_ok``, ``door_attempts_flood``."""
 
 
 @dataclass(slots=True)
@@ -148,6 +150,13 @@ class Publisher(Protocol):
         message_expiry: int | None = None,
         timeout: float = 5.0,  # noqa: ASYNC109
     ) -> None: ...
+
+
+def _identity(principal: Principal) -> tuple[str, ...]:
+    """Who a caller is for idempotency keys and rate limits: a resident's ``sub`` is unique
+    only within its community (two communities' identity providers may reuse one)."""
+    scope = "*" if principal.communities is None else ",".join(sorted(principal.communities))
+    return (principal.kind, scope, principal.building, principal.unit, principal.name)
 
 
 class CommandService:
@@ -176,18 +185,22 @@ class CommandService:
         self.per_resident = TokenBuckets(
             settings.rate_per_minute_resident, settings.burst, monotonic=monotonic
         )
-        self.per_device = TokenBuckets(
+        self.per_caller_door = TokenBuckets(
             settings.rate_per_minute_door, settings.burst, monotonic=monotonic
         )
+        self.per_door = TokenBuckets(
+            settings.alert_per_minute_door, settings.burst, monotonic=monotonic
+        )
         self._pending: dict[str, _Waiter] = {}
-        self._idempotent: OrderedDict[tuple[str, str, str], _Idem] = OrderedDict()
+        self._idempotent: OrderedDict[tuple[str, ...], _Idem] = OrderedDict()
         self._late: OrderedDict[str, _Late] = OrderedDict()
-        self.late_listeners: list[LateListener] = []
-        """Called with the device and the details when a device executed a command after the
-        gateway gave up on it (the gateway raises an alert)."""
+        self.fault_listeners: list[FaultListener] = []
+        """Told of command faults: a device that executed a command after the gateway gave up
+        on it, a door flooded with attempts (the gateway raises an alert of that rule)."""
         # metrics
         self.outcomes: Counter[str] = Counter()
         self.security_events: Counter[str] = Counter()
+        self.door_floods = 0
         self.latency_buckets = [0] * (len(LATENCY_BUCKETS_MS) + 1)
         self.latency_sum_ms = 0.0
 
@@ -212,11 +225,16 @@ class CommandService:
         run = self._attempt(principal, device, action, dict(args), doors_only)
         if not idempotency_key:
             return await self._answered(run)
-        key = (principal.kind, principal.name, idempotency_key[:200])
+        # keyed by who the caller is in full: a resident of c2 whose ``sub`` equals a c1
+        # resident's must never receive that resident's answer
+        key = (*_identity(principal), idempotency_key[:200])
         fingerprint = canonical_json([device, action, dict(args), doors_only])
         now = self._monotonic()
         self._expire_keys(now)
         entry = self._idempotent.get(key)
+        if entry is not None and self._refusal(principal, device, doors_only):
+            entry = None  # no answer for a device the caller may no longer operate: refused anew
+            self._idempotent.pop(key, None)
         if entry is not None:
             run.close()
             if entry.fingerprint != fingerprint:
@@ -229,6 +247,15 @@ class CommandService:
         if not result.command_id:  # nothing was sent: a retry may try again
             self._idempotent.pop(key, None)
         return result
+
+    def _refusal(self, principal: Principal, device: str, doors_only: bool) -> str:
+        """Why ``principal`` may not operate ``device`` now (``""``: it may)."""
+        st = self.devices.get(device)
+        if st is None or (doors_only and st.device_class != "access"):
+            return "no such device"
+        if not principal.may_see(st.community):
+            return "outside the caller's communities"
+        return may_operate(principal, st.community, st.building, st.device_class)
 
     def _expire_keys(self, now: float) -> None:
         keys = self._idempotent
@@ -265,19 +292,24 @@ class CommandService:
             "community": st.community if st is not None else "",
         }
 
-        def refuse(outcome: str, reason: str, retry: float | None = None) -> Result:
+        def refuse(
+            outcome: str, reason: str, retry: float | None = None, told: str | None = None
+        ) -> Result:
+            """Audit the refusal with its ``reason``; the caller is ``told`` (default: the
+            reason) so that an answer reveals no more than the caller may know."""
             self.audit.record(**row, outcome=outcome, reason=reason)
             self.outcomes[outcome] += 1
-            return Result(outcome, reason, retry_after_s=retry)
+            return Result(outcome, reason if told is None else told, retry_after_s=retry)
 
         if principal.is_resident:
-            wait = self.per_resident.take(("resident", principal.name))
+            wait = self.per_resident.take(("resident", *_identity(principal)))
             if wait:
                 return refuse(A.RATE_LIMITED, "too many attempts by this resident", wait)
+        unknown = "no such door" if doors_only else "no such device"
         if st is None or (doors_only and st.device_class != "access"):
-            return refuse(A.NOT_FOUND, "no such door" if doors_only else "no such device")
-        if not principal.is_resident and not principal.may_see(st.community):
-            return refuse(A.NOT_FOUND, "outside this key's communities")
+            return refuse(A.NOT_FOUND, unknown)
+        if not principal.may_see(st.community):  # another community's door: as if unknown
+            return refuse(A.NOT_FOUND, "outside the caller's communities", told=unknown)
         why = may_operate(principal, st.community, st.building, st.device_class)
         if why:
             return refuse(A.FORBIDDEN, why)
@@ -293,9 +325,12 @@ class CommandService:
             args = profile.command_args(action, args)
         except Rejected as exc:
             return refuse(A.BAD_REQUEST, f"{exc.reason}: {exc.detail}")
-        wait = self.per_device.take(("device", device))
+        wait = self.per_caller_door.take((device, *_identity(principal)))
         if wait:
-            return refuse(A.RATE_LIMITED, "too many attempts on this device", wait)
+            return refuse(A.RATE_LIMITED, "too many attempts by this caller on this device", wait)
+        if self.per_door.take(device):  # everyone together: an alert, never a lockout
+            self.door_floods += 1
+            self._fault(st, "door_attempts_flood", {"per_minute": self.per_door.rate * 60})
         if st.online is not True:
             return refuse(A.OFFLINE, "device offline" if st.online is False else "never seen")
         client = self._publisher
@@ -476,11 +511,14 @@ class CommandService:
             "acked_at": received_ms,
             "audit_id": late.row_id,
         }
-        for listener in self.late_listeners:
+        self._fault(st, "command_late_ok", details)
+
+    def _fault(self, st: DeviceState, rule: str, details: dict[str, Any]) -> None:
+        for listener in self.fault_listeners:
             try:
-                listener(st, details)
+                listener(st, rule, details)
             except Exception:  # one failing listener must not keep the others from hearing
-                log.exception("late-command listener %r failed", listener)
+                log.exception("command fault listener %r failed", listener)
 
     def _security(self, st: DeviceState, reason: str, command_id: str) -> None:
         self.security_events[reason] += 1
@@ -533,6 +571,12 @@ class CommandService:
         out += [
             f'courtyard_security_events_total{{reason="{k}"}} {v}'
             for k, v in sorted(self.security_events.items())
+        ]
+        out += [
+            "# HELP courtyard_door_attempts_over_alert_rate_total Attempts beyond a door's"
+            " alert rate (all callers together): door_attempts_flood, never refused for it",
+            "# TYPE courtyard_door_attempts_over_alert_rate_total counter",
+            f"courtyard_door_attempts_over_alert_rate_total {self.door_floods}",
         ]
         return out
 

@@ -180,7 +180,7 @@ class Gateway:
             lambda _accepted: self.sink.notify(),
             self.alerting.on_commit,
         ]
-        self.commands.late_listeners.append(self.alerting.command_late_ok)
+        self.commands.fault_listeners.append(self.alerting.command_fault)
         self._tasks: list[asyncio.Task[None]] = []
 
     @property

@@ -189,7 +189,10 @@ class CommandSettings(Section):
     timeout_s: float = Field(default=5.0, gt=0, le=60)  # wait for the device's ack, then 504
     validity_s: float = Field(default=5.0, ge=1, le=60)  # expires_at - issued_at
     rate_per_minute_resident: float = Field(default=10, gt=0)
-    rate_per_minute_door: float = Field(default=30, gt=0)
+    rate_per_minute_door: float = Field(default=30, gt=0)  # per caller and door
+    # all callers together on one door: more than this raises door_attempts_flood (an alert,
+    # never a lockout: three residents must not be able to shut everyone out of the gate)
+    alert_per_minute_door: float = Field(default=120, gt=0)
     burst: int = Field(default=5, ge=1, le=1000)
     idempotency_ttl_s: float = Field(default=86400, gt=0)
 

@@ -76,6 +76,13 @@ DEFAULTS: tuple[Rule, ...] = (
         "critical",
         auto_clear_s=HOUR,
     ),
+    _r(
+        "door_attempts_flood",
+        "More unlock attempts on a door than its alert rate ([commands] alert_per_minute_door)",
+        ("access", "parking", "locker"),
+        "major",
+        auto_clear_s=600,
+    ),
     # liveness
     _r(
         "device_offline",

@@ -135,15 +135,15 @@ class Alerting:
 
         return on_failing
 
-    def command_late_ok(self, device: DeviceState, details: dict[str, Any]) -> None:
-        """A device executed a command after the gateway answered that it had not (the
-        command service's late listener): the ``command_late_ok`` alert. Raised here, not from
-        the journal: the fact is the gateway's (its answer against the device's ack), and the
-        ack that reveals it is journaled already."""
+    def command_fault(self, device: DeviceState, rule: str, details: dict[str, Any]) -> None:
+        """A fault the command service saw (its fault listener): a device executed a command
+        after the gateway answered that it had not (``command_late_ok``), or a door is flooded
+        with attempts (``door_attempts_flood``). Raised here, not from the journal: the fact is
+        the gateway's own (its answer against the device's ack, its count of attempts)."""
         now = self.clock.now_ms()
 
         def raise_alert() -> None:
-            self.engine.fault(device.device, "command_late_ok", details, now)
+            self.engine.fault(device.device, rule, details, now)
 
         self.engine.external(raise_alert)
 

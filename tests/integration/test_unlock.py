@@ -216,13 +216,16 @@ def test_resident_opens_own_entrance_and_nothing_else(site: Site) -> None:
     assert row["command_id"] == body["command_id"] and row["latency_ms"] > 0
     assert token not in json.dumps(site.audit())
 
-    # the community's gate: yes; the b5 entrance, another community's gate: 403, audited
+    # the community's gate: yes; the b5 entrance: 403; another community's gate: the same 404
+    # as a door that does not exist (no list of other communities' doors); each audited
     assert site.unlock("gate-north", token).status_code == 200
-    for door in ("b5-entrance", "c2-gate"):
+    for door, status, outcome in (("b5-entrance", 403, "forbidden"), ("c2-gate", 404, "not_found")):
         denied = site.unlock(door, token)
-        assert denied.status_code == 403, denied.text
+        assert denied.status_code == status, denied.text
         (row,) = site.audit(device=door)
-        assert row["outcome"] == "forbidden" and row["principal"] == "r-42"
+        assert row["outcome"] == outcome and row["principal"] == "r-42"
+    unknown = site.unlock("no-such-gate", token)
+    assert (unknown.status_code, unknown.json()) == (404, site.unlock("c2-gate", token).json())
     time.sleep(0.5)
     assert site.rec.on("b5-entrance", "cmd") == [] and site.rec.on("c2-gate", "cmd") == []
     assert site.rec.events("b5-entrance", "door_opened") == []

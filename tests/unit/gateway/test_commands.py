@@ -215,7 +215,6 @@ async def test_happy_path_publishes_a_signed_expiring_unretained_command(world):
     ("device", "outcome", "reason"),
     [
         ("b5-entrance", A.FORBIDDEN, "other_building"),
-        ("other-gate", A.FORBIDDEN, "other_community"),
         ("nowhere", A.NOT_FOUND, "no such door"),
         ("barrier-1", A.NOT_FOUND, "no such door"),
         ("b3-dead", A.OFFLINE, "device offline"),
@@ -231,6 +230,53 @@ async def test_refusals_send_nothing_and_are_audited(world, device, outcome, rea
     assert broker.published == []
     (row,) = log.query(device=device).items
     assert row["outcome"] == outcome and row["reason"] == reason and row["principal"] == "r-42"
+
+
+async def test_another_communitys_door_is_answered_as_an_unknown_one_and_audited(world):
+    """A resident must not learn which door ids exist in other communities (the 403 for a
+    real door against the 404 for a made-up one told them apart)."""
+    service, broker, log = world
+    real = await service.execute(RESIDENT, "other-gate", "unlock", {"seconds": 5}, doors_only=True)
+    made_up = await service.execute(RESIDENT, "no-gate", "unlock", {"seconds": 5}, doors_only=True)
+    assert (
+        (real.outcome, real.reason)
+        == (made_up.outcome, made_up.reason)
+        == (
+            A.NOT_FOUND,
+            "no such door",
+        )
+    )
+    assert broker.published == []
+    (row,) = log.query(device="other-gate").items
+    assert row["outcome"] == A.NOT_FOUND and row["reason"] == "outside the caller's communities"
+
+
+async def test_an_idempotency_key_never_crosses_communities(world):
+    """Two communities' residents with the same ``sub`` are two people: the second gets no
+    cached answer of the first's, but an authorisation check and an audit row of its own."""
+    service, broker, log = world
+    mine = await service.execute(
+        RESIDENT, "gate-north", "unlock", {"seconds": 5}, idempotency_key="same"
+    )
+    twin = Principal("resident", "r-42", frozenset({"c2"}), building="b3", credential="jwt:t9")
+    theirs = await service.execute(
+        twin, "gate-north", "unlock", {"seconds": 5}, idempotency_key="same"
+    )
+    assert mine.outcome == A.OK and theirs.outcome == A.NOT_FOUND
+    assert theirs.command_id != mine.command_id and len(broker.published) == 1
+    rows = log.query(device="gate-north").items
+    assert sorted(r["credential"] for r in rows) == ["jwt:t1", "jwt:t9"]
+
+
+async def test_a_resident_rate_limit_is_per_community(world):
+    service, _, _ = world
+    for _ in range(5):
+        assert (await service.execute(RESIDENT, "gate-north", "unlock", {"seconds": 5})).outcome
+    limited = await service.execute(RESIDENT, "gate-north", "unlock", {"seconds": 5})
+    assert limited.outcome == A.RATE_LIMITED
+    twin = Principal("resident", "r-42", frozenset({"c2"}), building="")
+    other = await service.execute(twin, "other-gate", "unlock", {"seconds": 5})
+    assert other.outcome != A.RATE_LIMITED  # not the c1 resident's bucket
 
 
 async def test_device_refusal_and_timeout_and_broker_failure(world):
@@ -310,7 +356,7 @@ async def test_rate_limits_per_resident_and_per_door(world):
     assert results == [A.OK] * 5 + [A.RATE_LIMITED] * 2
     limited = await service.execute(RESIDENT, "gate-north", "unlock", {"seconds": 5})
     assert limited.outcome == A.RATE_LIMITED and limited.retry_after_s and limited.retry_after_s > 0
-    # the door's own bucket: other principals hitting the same door
+    # other callers on the same door each have their own bucket: nobody is locked out
     outcomes = [
         (
             await service.execute(
@@ -319,8 +365,32 @@ async def test_rate_limits_per_resident_and_per_door(world):
         ).outcome
         for i in range(6)
     ]
-    assert outcomes == [A.OK] * 5 + [A.RATE_LIMITED]
+    assert outcomes == [A.OK] * 6
     assert log.query(outcome=A.RATE_LIMITED).items
+
+
+async def test_three_residents_hammering_a_gate_lock_nobody_else_out_and_raise_an_alert(world):
+    """The door-wide limit is an alert, not a lockout: each hammering resident is limited on
+    their own, a fourth resident still opens the gate, and the flood is reported once per
+    excess attempt to the fault listeners (the gateway raises ``door_attempts_flood``)."""
+    service, broker, _ = world
+    faults: list[tuple[str, str]] = []
+    service.fault_listeners.append(lambda st, rule, _details: faults.append((st.device, rule)))
+    service.per_door = type(service.per_door)(6, 6)  # a small door-wide alert rate for the test
+    hammering = [
+        Principal("resident", f"r-{i}", frozenset({"c1"}), building="b3") for i in range(3)
+    ]
+    for p in hammering:
+        outcomes = [
+            (await service.execute(p, "gate-north", "unlock", {"seconds": 5})).outcome
+            for _ in range(7)
+        ]
+        assert outcomes[:5] == [A.OK] * 5 and outcomes[5:] == [A.RATE_LIMITED] * 2
+    neighbour = Principal("resident", "r-77", frozenset({"c1"}), building="b3")
+    ok = await service.execute(neighbour, "gate-north", "unlock", {"seconds": 5})
+    assert ok.outcome == A.OK
+    assert faults and set(faults) == {("gate-north", "door_attempts_flood")}
+    assert service.door_floods == len(faults)
 
 
 async def test_tamper_events_and_foreign_refusals_are_security_rows(world):
@@ -505,7 +575,9 @@ async def test_every_command_says_rule_2_and_the_timeout_says_what_may_still_hap
 async def test_a_late_ok_turns_the_timeout_into_late_ok_with_a_security_row_and_an_alert(world):
     service, broker, log = world
     heard: list[tuple[str, dict[str, Any]]] = []
-    service.late_listeners.append(lambda st, details: heard.append((st.device, details)))
+    service.fault_listeners.append(
+        lambda st, rule, details: heard.append((st.device, {"rule": rule, **details}))
+    )
     broker.reply = None
     result = await service.execute(PLATFORM, "gate-north", "unlock", {"seconds": 3})
     assert result.outcome == A.TIMEOUT
@@ -526,6 +598,7 @@ async def test_a_late_ok_turns_the_timeout_into_late_ok_with_a_security_row_and_
         (
             "gate-north",
             {
+                "rule": "command_late_ok",
                 "command_id": result.command_id,
                 "action": "unlock",
                 "answered": A.TIMEOUT,

@@ -110,7 +110,7 @@ def test_one_shot_faults_clear_after_a_quiet_hour(h):
 def test_a_command_executed_after_the_answer_raises_a_critical_alert_that_clears_alone(h):
     st = h.store.devices["gate-north"]
     details = {"command_id": "c-late", "action": "unlock", "answered": "timeout"}
-    h.alerting.command_late_ok(st, details)
+    h.alerting.command_fault(st, "command_late_ok", details)
     (raised,) = h.notices("alert.raised")
     data = raised["data"]
     assert (data["rule"], data["severity"], data["device"]) == (
