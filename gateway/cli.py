@@ -20,6 +20,7 @@ from fastapi import FastAPI
 
 from gateway import decode_cli, logs
 from gateway.config import ConfigError, Registry, Settings, load_registry, load_settings
+from gateway.config.settings import AdapterEntry
 
 log = logging.getLogger("courtyard")
 
@@ -117,6 +118,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from firmware_stubs.community import Community
     from firmware_stubs.serial.room import start_room
+    from firmware_stubs.vendors.world import KINDS, Ecosystems
     from gateway.fieldbus.settings import parse_buses
 
     data = Path(args.data_dir).resolve()
@@ -125,8 +127,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     # a lively community: everything reports 6x faster than real firmware (meters every 10 s)
     sim: dict[str, Any] = dict(gates=2, entrances=4, spaces=40, meters=60, lockers=2, rate_scale=6)
     registry_file = data / "community.toml"
+    # beside the native devices, devices of other ecosystems (Zigbee2MQTT, Tasmota, Shelly,
+    # LoRaWAN servers on MQTT; a Hikvision controller and plate cameras pushing over HTTP)
+    vendors = Ecosystems("127.0.0.1", 1, f"http://{args.listen}", seed=DEMO_SEED)
     registry_file.write_text(
-        Community("127.0.0.1", 1, secret_seed=DEMO_SEED, **sim).registry_toml(), encoding="utf-8"
+        Community("127.0.0.1", 1, secret_seed=DEMO_SEED, **sim).registry_toml()
+        + "\n"
+        + vendors.registry_toml(),
+        encoding="utf-8",
     )
     settings = load_settings(
         None,
@@ -137,6 +145,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
             "COURTYARD_API_LISTEN": args.listen,
             "COURTYARD_AUTH_PLATFORM_KEYS": f'["{key}"]',
         },
+    )
+    settings = settings.model_copy(
+        update={
+            "adapters": [
+                AdapterEntry.model_validate({"kind": kind, "community": "c1"}) for kind in KINDS
+            ]
+        }
     )
     registry = load_registry(settings.community.file)
     # one meter room on RS-485: meters and a lock board answering on pseudo-terminals
@@ -169,6 +184,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
             stdin=subprocess.DEVNULL,
         )
         api = f"http://{args.listen}"
+        ecosystems = subprocess.Popen(  # noqa: ASYNC220 - a long-lived child, stopped below
+            [
+                sys.executable,
+                "-m",
+                "firmware_stubs",
+                "vendors",
+                "--host",
+                host,
+                "--port",
+                port,
+                "--api",
+                api,
+                "--secret-seed",
+                DEMO_SEED,
+                f"--rate-scale={sim['rate_scale']}",
+            ],
+            stdin=subprocess.DEVNULL,
+        )
         print(
             f"\n  console    {api}/console  (sign in with the platform key)\n"
             f"  API        {api}  (OpenAPI: {api}/docs)\n"
@@ -185,12 +218,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
             if proc.poll() is not None:
                 log.error("the simulated community exited with %s", proc.returncode)
         finally:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    await asyncio.to_thread(proc.wait, 15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+            for child in (proc, ecosystems):
+                if child.poll() is None:
+                    child.terminate()
+                    try:
+                        await asyncio.to_thread(child.wait, 15)
+                    except subprocess.TimeoutExpired:
+                        child.kill()
             print("stopping...", flush=True)
 
     try:
