@@ -45,7 +45,8 @@ CREATE TABLE IF NOT EXISTS audit (
     command_id     TEXT NOT NULL DEFAULT '',
     outcome        TEXT NOT NULL,
     reason         TEXT NOT NULL DEFAULT '',
-    latency_ms     REAL
+    latency_ms     REAL,
+    path           TEXT NOT NULL DEFAULT 'signed'  -- how a command went: signed, or an adapter
 );
 CREATE INDEX IF NOT EXISTS audit_device ON audit (device, id);
 CREATE INDEX IF NOT EXISTS audit_principal ON audit (principal, id);
@@ -86,7 +87,7 @@ OUTCOMES = frozenset(
 
 _COLUMNS = (
     "id, ts_ms, principal, principal_kind, credential, community, device, action, args,"
-    " command_id, outcome, reason, latency_ms"
+    " command_id, outcome, reason, latency_ms, path"
 )
 
 
@@ -117,6 +118,9 @@ class AuditLog:
     def open(self) -> None:
         self._conn = connect(self.path)
         self._conn.executescript(DDL)
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(audit)")}
+        if "path" not in columns:  # a store written before commands through adapters
+            self._conn.execute("ALTER TABLE audit ADD COLUMN path TEXT NOT NULL DEFAULT 'signed'")
         (last,) = self._conn.execute("SELECT COALESCE(MAX(id), 0) FROM audit").fetchone()
         self._next_id = int(last) + 1
 
@@ -146,7 +150,7 @@ class AuditLog:
                 try:
                     conn.executemany(
                         f"INSERT INTO audit ({_COLUMNS})"  # noqa: S608 - constant columns
-                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         inserts,
                     )
                     conn.executemany(
@@ -191,6 +195,7 @@ class AuditLog:
         command_id: str = "",
         reason: str = "",
         latency_ms: float | None = None,
+        path: str = "signed",
     ) -> int:
         """Stage one row; returns its id (written at the end of the loop's turn)."""
         row_id = self._next_id
@@ -210,6 +215,7 @@ class AuditLog:
                 outcome,
                 reason[:300],
                 latency_ms,
+                path,
             )
         )
         self._staged()
@@ -286,4 +292,5 @@ def _row(r: tuple[Any, ...]) -> dict[str, Any]:
         "outcome": r[10],
         "reason": r[11],
         "latency_ms": r[12],
+        "path": r[13],
     }

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from devices import topics
 from gateway.adapters.binding import AdapterDevices, Bindings
+from gateway.adapters.commander import AdapterCommander
 from gateway.adapters.pictures import Pictures
 from gateway.adapters.push import PushIngest
 from gateway.adapters.router import TopicRouter, build_router
@@ -161,6 +162,9 @@ class Gateway:
             call_later=self.clock.call_later,
         )
         self.authenticator = Authenticator(s.auth, [c.id for c in registry.communities])
+        self.adapter_commands = AdapterCommander(
+            self.client, {(a.kind, a.community): a.options for a in s.adapters}
+        )
         self.commands = CommandService(
             s.commands,
             prefix=s.mqtt.prefix,
@@ -169,6 +173,7 @@ class Gateway:
             audit=self.audit,
             publisher=self.client,
             now_ms=self.now_ms,
+            adapters=self.adapter_commands,
         )
         self.alerting = Alerting(s, registry, self.store, clock=self.clock)
         self.retention = Retention(
@@ -177,6 +182,7 @@ class Gateway:
         # every commit reaches: command confirmations, the sink, then the rules
         self.ingest.listeners += [
             self.commands.on_commit,
+            self.adapter_commands.on_commit,
             lambda _accepted: self.sink.notify(),
             self.alerting.on_commit,
         ]

@@ -77,6 +77,7 @@ def test_demo_serves_devices_online_with_growing_readings_and_stops_cleanly(tmp_
             timeout=15,
             what="RS-485 meters online with readings",
         )
+
         # devices of other ecosystems, bound (Tasmota, Shelly, ...) and discovered (Zigbee2MQTT)
         def adapter_devices() -> dict[str, dict]:
             devices = httpx.get(api, headers=headers, timeout=5).json()["devices"]
