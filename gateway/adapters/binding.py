@@ -80,6 +80,9 @@ class AdapterDevices:
         self.store = store
         self.bindings = bindings
         self.max_payload_bytes = max_payload_bytes
+        # (adapter, source) -> its device, once resolved: a device sends thousands of
+        # messages, and resolving costs a case fold, a hash and a regex (cleared past 200,000)
+        self._resolved: dict[tuple[str, str], DeviceState] = {}
 
     def device(
         self,
@@ -91,6 +94,25 @@ class AdapterDevices:
         """The bound device's state, or the discovered device of this source (recorded with
         the next commit, of the adapter's class, else ``default_class``). Raises ``Rejected``
         when the source is empty and nothing binds it, or when no class is known."""
+        key = (adapted.adapter, adapted.source)
+        if bound is None:
+            cached = self._resolved.get(key)
+            if cached is not None and self.store.devices.get(cached.device) is cached:
+                return cached
+            state = self._resolve(adapted, community, default_class)
+            if len(self._resolved) >= 200_000:
+                self._resolved.clear()
+            self._resolved[key] = state
+            return state
+        return self._resolve(adapted, community, default_class, bound)
+
+    def _resolve(
+        self,
+        adapted: Adapted,
+        community: str,
+        default_class: str,
+        bound: RegistryDevice | None = None,
+    ) -> DeviceState:
         if bound is None and adapted.source:
             bound = self.bindings.bound(adapted.adapter, adapted.source)
         devices = self.store.devices
