@@ -80,9 +80,9 @@ class AdapterDevices:
         self.store = store
         self.bindings = bindings
         self.max_payload_bytes = max_payload_bytes
-        # (adapter, source) -> its device, once resolved: a device sends thousands of
+        # (adapter, source, community) -> its device, once resolved: a device sends thousands of
         # messages, and resolving costs a case fold, a hash and a regex (cleared past 200,000)
-        self._resolved: dict[tuple[str, str], DeviceState] = {}
+        self._resolved: dict[tuple[str, str, str], DeviceState] = {}
 
     def device(
         self,
@@ -94,7 +94,7 @@ class AdapterDevices:
         """The bound device's state, or the discovered device of this source (recorded with
         the next commit, of the adapter's class, else ``default_class``). Raises ``Rejected``
         when the source is empty and nothing binds it, or when no class is known."""
-        key = (adapted.adapter, adapted.source)
+        key = (adapted.adapter, adapted.source, community)
         if bound is None:
             cached = self._resolved.get(key)
             if cached is not None and self.store.devices.get(cached.device) is cached:
