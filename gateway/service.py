@@ -19,6 +19,7 @@ from pathlib import Path
 from devices import topics
 from gateway.adapters.binding import AdapterDevices, Bindings
 from gateway.adapters.commander import AdapterCommander
+from gateway.adapters.gaps import EventLogGaps
 from gateway.adapters.pictures import Pictures
 from gateway.adapters.push import PushIngest
 from gateway.adapters.router import TopicRouter, build_router
@@ -139,6 +140,7 @@ class Gateway:
             self.ingest,
             self.pictures,
             self.now_ms,
+            EventLogGaps(self.adapter_devices, self.ingest, self.now_ms),
         )
         self.fieldbus = Fieldbus(s.serial, self._publish, s.mqtt.prefix)
         self.client = MqttClient(
@@ -279,6 +281,8 @@ class Gateway:
 
     async def stop(self) -> None:
         await self.fieldbus.stop()
+        if self.push.gaps is not None:
+            await self.push.gaps.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

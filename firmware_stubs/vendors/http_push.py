@@ -62,15 +62,31 @@ class HikvisionController:
         self.url, self.mac, self.door = url, mac, door
         self.serial = 1000
         self.answers: list[int] = []
+        self.log: list[dict[str, Any]] = []  # every event, as its AcsEvent search lists it
+        self.pushing = True  # False: the hub is unreachable; events are only kept
 
     def event(self, code: tuple[int, int], **fields: Any) -> int:
+        """Log one event and push it (returns the HTTP status; 0 when not pushing)."""
         self.serial += 1
+        when = _iso_now()
+        self.log.append(
+            {
+                "major": code[0],
+                "minor": code[1],
+                "time": when,
+                "doorNo": self.door,
+                "serialNo": self.serial,
+                **fields,
+            }
+        )
+        if not self.pushing:
+            return 0
         alert = {
             "ipAddress": "192.168.1.64",
             "portNo": 80,
             "protocol": "HTTP",
             "macAddress": self.mac,
-            "dateTime": _iso_now(),
+            "dateTime": when,
             "activePostCount": 1,
             "eventType": "AccessControllerEvent",
             "eventState": "active",
@@ -201,25 +217,58 @@ class IsapiDoorServer:
         self.username, self.password, self.controller = username, password, controller
         self.opened: list[int] = []
         self.refused = 0
+        self.searches = 0
         self._nonce = secrets.token_hex(16)
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                """The event-log search (``AcsEvent?format=json``) by serial number range."""
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                if not server._authorized(
+                    self.command, self.path, self.headers.get("Authorization", "")
+                ):
+                    server._challenge(self)
+                    return
+                if not self.path.startswith("/ISAPI/AccessControl/AcsEvent"):
+                    server._answer(self, 404, 4, "Invalid Operation", "notSupport")
+                    return
+                server.searches += 1
+                cond = json.loads(body)["AcsEventCond"]
+                found = [
+                    e
+                    for e in (server.controller.log if server.controller else [])
+                    if cond.get("beginSerialNo", 0)
+                    <= e["serialNo"]
+                    <= cond.get("endSerialNo", 1 << 62)
+                ]
+                start, size = cond.get("searchResultPosition", 0), cond.get("maxResults", 30)
+                page = found[start : start + size]
+                answer = json.dumps(
+                    {
+                        "AcsEvent": {
+                            "searchID": cond.get("searchID", ""),
+                            "responseStatusStrg": "MORE" if start + size < len(found) else "OK",
+                            "numOfMatches": len(page),
+                            "totalMatches": len(found),
+                            "InfoList": page,
+                        }
+                    }
+                ).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
             def do_PUT(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
                 if not server._authorized(
                     self.command, self.path, self.headers.get("Authorization", "")
                 ):
-                    server.refused += 1
-                    self.send_response(401)
-                    self.send_header(
-                        "WWW-Authenticate",
-                        f'Digest realm="{server.REALM}", qop="auth", nonce="{server._nonce}",'
-                        " algorithm=MD5",
-                    )
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
+                    server._challenge(self)
                     return
                 prefix = "/ISAPI/AccessControl/RemoteControl/door/"
                 door = self.path.removeprefix(prefix)
@@ -273,6 +322,16 @@ class IsapiDoorServer:
             f"{fields.get('qop', '')}:{ha2}"
         )
         return hmac.compare_digest(expected, fields.get("response", ""))
+
+    def _challenge(self, handler: Any) -> None:
+        self.refused += 1
+        handler.send_response(401)
+        handler.send_header(
+            "WWW-Authenticate",
+            f'Digest realm="{self.REALM}", qop="auth", nonce="{self._nonce}", algorithm=MD5',
+        )
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
 
     @staticmethod
     def _answer(handler: Any, status: int, code: int, text: str, sub: str) -> None:

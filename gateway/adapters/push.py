@@ -23,6 +23,7 @@ import orjson
 from devices.adapters.base import Adapted, Adapter, Options
 from devices.model import Rejected
 from gateway.adapters.binding import AdapterDevices, Bindings
+from gateway.adapters.gaps import EventLogGaps
 from gateway.adapters.pictures import Pictures
 from gateway.config import RegistryDevice
 from gateway.ingest import Ingest
@@ -65,6 +66,7 @@ class PushIngest:
         ingest: Ingest,
         pictures: Pictures,
         now_ms: Callable[[], int],
+        gaps: EventLogGaps | None = None,
     ) -> None:
         self.adapters = {n: a for n, a in adapters.items() if a.transport == "http"}
         self._options = options  # (adapter, community) -> the [[adapters]] entry's options
@@ -73,6 +75,7 @@ class PushIngest:
         self.ingest = ingest
         self.pictures = pictures
         self.now_ms = now_ms
+        self.gaps = gaps
         self.answers: Counter[tuple[str, int]] = Counter()
         """(adapter, HTTP status) -> pushes answered."""
 
@@ -141,6 +144,8 @@ class PushIngest:
         except TimeoutError:
             return _json(503, error="the journal is not taking writes; push again")
         del result
+        if self.gaps is not None:  # events the controller kept while unheard
+            self.gaps.observe(device, adapted, options)
         return self._reply(adapter, adapted, len(accepted))
 
     def _save_pictures(self, community: str, adapted: Adapted) -> list[str]:
@@ -175,6 +180,14 @@ class PushIngest:
             "# TYPE courtyard_pictures_saved_total counter",
             f"courtyard_pictures_saved_total {self.pictures.saved_total}",
         ]
+        if self.gaps is not None:
+            for name, value in (
+                ("searches", self.gaps.searches_total),
+                ("filled", self.gaps.filled_total),
+                ("failures", self.gaps.failures_total),
+            ):
+                metric = f"courtyard_event_log_{name}_total"
+                out += [f"# TYPE {metric} counter", f"{metric} {value}"]
         return out
 
 

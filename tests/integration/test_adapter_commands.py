@@ -144,6 +144,24 @@ def test_adapter_devices_are_commanded_confirmed_and_audited(mosquitto, gateway_
         r = command("leak-sensor", "open_barrier", {"lane": "in"})
         assert r.status_code != 200  # bound, but not commandable
 
+        # events the controller kept while the gateway could not hear it come from its log
+        controller.pushing = False
+        controller.card("11112222")
+        controller.force_door()
+        controller.pushing = True
+        assert controller.card("33334444") == 200
+
+        def events(name: str) -> list[dict[str, Any]]:
+            all_events = gw.get("/api/v1/events", device="b3-gate").json()["events"]
+            return [e for e in all_events if e["event"] == name]
+
+        wait_for(lambda: events("door_forced"), what="the forced door found in the log")
+        # in the order they reached the journal: the push first, then what the log held
+        cards = [e["attrs"]["credential"] for e in events("access_granted")]
+        assert cards == ["3728410153", "33334444", "11112222"], cards
+        assert server.searches == 1
+        assert "courtyard_event_log_filled_total 2" in gw.get("/metrics").text
+
         entries = gw.get("/api/v1/audit").json()["entries"]
         paths = {(e["device"], e["outcome"], e["path"]) for e in entries}
         assert {
