@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup setup-test demo test test-unit lint format typecheck bench soak clean
+.PHONY: setup setup-test demo test test-unit test-wheel dist lint format typecheck bench soak clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "courtyard needs Python 3.11 or newer")'
@@ -30,6 +30,15 @@ test: setup-test lint typecheck
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit
 
+# the wheel as a user installs it (also part of `make test`): built, installed into a fresh
+# virtual environment outside the checkout, `courtyard demo` started from another folder
+test-wheel: setup-test
+	$(BIN)/python -m pytest -q tests/integration/test_wheel.py tests/unit/test_package_data.py
+
+# the sdist and the wheel, into dist/
+dist: $(STAMP)
+	$(BIN)/python -m build --installer uv
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -50,4 +59,4 @@ soak: setup-test
 	$(BIN)/python -m bench.soak
 
 clean:
-	rm -rf $(VENV) courtyard-demo .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) courtyard-demo .pytest_cache .ruff_cache .mypy_cache dist build courtyard.egg-info

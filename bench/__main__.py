@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from bench import ingest, scale
-from tests.integration.influx_servers import VictoriaMetricsServer
-from tests.integration.servers import Mosquitto
+from tests.support.influx import VictoriaMetricsServer
+from tests.support.servers import Mosquitto
 
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 RESULTS = Path(__file__).resolve().parent / "results.json"

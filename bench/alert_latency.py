@@ -29,9 +29,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.latency import flood_process  # noqa: E402
-from tests.integration.alerting_helpers import config, registry  # noqa: E402
-from tests.integration.servers import GatewayProcess, Mosquitto  # noqa: E402
-from tests.unit.webhooks.receiver import Receiver  # noqa: E402
+from tests.support.community import config, registry  # noqa: E402
+from tests.support.servers import GatewayProcess, Mosquitto  # noqa: E402
+from tests.support.webhook_receiver import Receiver  # noqa: E402
 
 
 class RemoteReceiver:

@@ -34,8 +34,8 @@ import paho.mqtt.client as mqtt
 import psutil
 
 from firmware_stubs.flood import flood
-from tests.integration.influx_servers import VictoriaMetricsServer
-from tests.integration.servers import GatewayProcess, Mosquitto
+from tests.support.influx import VictoriaMetricsServer
+from tests.support.servers import GatewayProcess, Mosquitto
 
 BENCH = Path(__file__).resolve().parent
 SESSIONS = {

@@ -38,7 +38,7 @@ import paho.mqtt.client as mqtt
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.integration.servers import GatewayProcess, Mosquitto  # noqa: E402
+from tests.support.servers import GatewayProcess, Mosquitto  # noqa: E402
 
 POLL_S = 0.002
 PROBE = "probe-1"

@@ -204,8 +204,8 @@ def drain_nodered(
 
 def main() -> None:
     from bench.ingest import make_sessions, queue
-    from tests.integration.influx_servers import VictoriaMetricsServer
-    from tests.integration.servers import Mosquitto
+    from tests.support.influx import VictoriaMetricsServer
+    from tests.support.servers import Mosquitto
 
     messages = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
     client_id = "bench-nodered"

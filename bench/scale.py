@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psutil
 
-from tests.integration.servers import GatewayProcess, Mosquitto
+from tests.support.servers import GatewayProcess, Mosquitto
 
 
 def community_file(devices: int) -> str:

@@ -39,8 +39,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.latency import flood_process  # noqa: E402
-from tests.integration.influx_servers import InfluxdServer  # noqa: E402
-from tests.integration.servers import GatewayProcess, Mosquitto  # noqa: E402
+from tests.support.influx import InfluxdServer  # noqa: E402
+from tests.support.servers import GatewayProcess, Mosquitto  # noqa: E402
 
 RESULT = Path(__file__).resolve().parent / "soak.json"
 RATE = 2000

@@ -31,8 +31,8 @@ sys.path.insert(0, str(REPO))
 
 from bench.ingest import Servers, cpu_seconds, gateway_process  # noqa: E402
 from bench.latency import finish, flood_process  # noqa: E402
-from tests.integration.influx_servers import VictoriaMetricsServer  # noqa: E402
-from tests.integration.servers import Mosquitto  # noqa: E402
+from tests.support.influx import VictoriaMetricsServer  # noqa: E402
+from tests.support.servers import Mosquitto  # noqa: E402
 
 WARMUP_S = 3.0
 

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.latency import BACKGROUND_RATE, background, finish, journal_rate
 from firmware_stubs.door import DoorController
-from tests.integration.servers import GatewayProcess, Mosquitto
+from tests.support.servers import GatewayProcess, Mosquitto
 
 JWT_SECRET = "bench-resident-secret-0123456789abcdef"
 COMMANDS = """

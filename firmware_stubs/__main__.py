@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from firmware_stubs import signing
-from firmware_stubs.community import DEFAULT_SECRET_SEED, Community
+from firmware_stubs.community import DEFAULT_SECRET_SEED, Community, load_credentials
 from firmware_stubs.door import DoorController
 from firmware_stubs.flood import ENGINES, flood
 from firmware_stubs.serial import cli as serial_cli
@@ -67,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_float,
         default=1.0,
         help="speed of everything (heartbeats, events) relative to real life (default 1.0)",
+    )
+    c.add_argument(
+        "--credentials",
+        default=None,
+        help="per-device broker accounts (the credentials.toml of courtyard broker-config): "
+        "each device logs in as its own id; instead of --username/--password",
     )
     c.add_argument("--registry-out", default=None, help="write the community TOML file here")
     c.add_argument(
@@ -174,6 +180,7 @@ def run_community(args: argparse.Namespace) -> int:
         telemetry_qos=args.telemetry_qos,
         username=args.username,
         password=args.password,
+        credentials=load_credentials(args.credentials) if args.credentials else None,
     )
     if args.registry_out:
         community.write_registry(args.registry_out)

@@ -20,6 +20,8 @@ import math
 import os
 import re
 import time
+import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +78,16 @@ def _toml_str(value: str) -> str:
     return "".join(out)
 
 
+def load_credentials(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The ``[accounts]`` table of a credentials file (``courtyard broker-config`` writes one):
+    account name -> password; a device's account is its id."""
+    data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    accounts = data.get("accounts")
+    if not isinstance(accounts, dict):
+        raise ValueError(f"{path}: no [accounts] table")
+    return {str(name): str(password) for name, password in accounts.items()}
+
+
 class Community:
     """A simulated community of ~110 devices (at the defaults) on one broker."""
 
@@ -98,6 +110,7 @@ class Community:
         telemetry_qos: int = 1,
         username: str | None = None,
         password: str | None = None,
+        credentials: Mapping[str, str] | None = None,
     ) -> None:
         if min(gates, entrances, spaces, meters, lockers, barriers) < 0:
             raise ValueError("device counts must not be negative")
@@ -115,6 +128,8 @@ class Community:
         self.scheduler = Scheduler(f"community-{community}")
         self.devices: dict[str, SimDevice] = {}
         self.buildings = [f"b{i}" for i in range(1, max(1, entrances) + 1)]
+        # per-device broker accounts (device id -> password): each device logs in as itself
+        self.credentials = credentials
 
         n_units = max(len(self.buildings) * MIN_FLOORS * ROOMS_PER_FLOOR, math.ceil(meters / 3))
         self.units = unit_ids(self.buildings, n_units)
@@ -192,11 +207,16 @@ class Community:
         self._started = False
 
     def _kw(self, device_id: str, building: str = "") -> dict[str, Any]:
-        return {
+        kw = {
             **self._common,
             "building": building,
             "secret": derive_secret(self.secret_seed, self.community, device_id),
         }
+        if self.credentials is not None:
+            if device_id not in self.credentials:
+                raise ValueError(f"no broker password for {device_id} in the credentials")
+            kw["username"], kw["password"] = device_id, self.credentials[device_id]
+        return kw
 
     def _add(self, device: SimDevice) -> None:
         if device.device_id in self.devices:

@@ -19,6 +19,7 @@ from gateway.api import (
     stream,
     tickets,
 )
+from gateway.api.docs import install as install_docs
 from gateway.config import Registry, Settings
 from gateway.service import Gateway
 
@@ -41,6 +42,8 @@ def create_app(settings: Settings, registry: Registry, gateway: Gateway | None =
         version="1",
         description="Smart-community IoT gateway: devices, readings, events.",
         lifespan=lifespan,
+        docs_url=None,  # install_docs serves them from the package, not from a CDN
+        redoc_url=None,
     )
     app.router.routes[0:0] = doors.FAST_ROUTES  # the unlock, without FastAPI's overhead
     app.include_router(doors.router)  # then the order routes are matched in
@@ -54,4 +57,5 @@ def create_app(settings: Settings, registry: Registry, gateway: Gateway | None =
     app.include_router(ingest.router)  # HTTP push from cameras and controllers
     app.include_router(console.router)  # the web console (dashboards/console)
     app.mount("/console/static", console.static, name="console-static")
+    install_docs(app)  # the site root (to the console), /docs and /redoc
     return app

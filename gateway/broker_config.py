@@ -9,7 +9,10 @@ Writes into one folder:
 - ``credentials.toml`` (mode 0600): the plain passwords, to provision the devices and the
   gateway. Passwords already in it are kept, so running the command again after adding
   devices changes nobody else's password;
-- ``mosquitto.conf``: the lines that switch this on (include it from the broker's config).
+- ``mosquitto.conf``: the settings that switch this on, and the listeners, each binding a
+  session to its account (``use_username_as_clientid``): without it any device's credentials
+  can connect with the gateway's client id and take over its persistent session, after which
+  the broker drops every other device's messages against that device's read ACL.
 
 Nothing secret is printed.
 """
@@ -21,10 +24,11 @@ import hashlib
 import os
 import secrets
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from gateway.config import Registry
+from gateway.config import Registry, StoreSettings
+from gateway.mqtt.codec import max_packet_size
 
 MESSAGES_OUT = ("telemetry", "event", "status", "ack")
 ITERATIONS = 101  # what mosquitto_passwd writes for $7$
@@ -64,22 +68,70 @@ def acl_text(registry: Registry, *, prefix: str, gateway_user: str) -> str:
     return "\n".join(lines)
 
 
-def conf_text(out: Path) -> str:
-    return f"""# Written by courtyard broker-config: global settings for mosquitto.conf.
-per_listener_settings false
-allow_anonymous false
-password_file {out / "passwd"}
-acl_file {out / "acl"}
-set_tcp_nodelay true
+DEFAULT_LISTEN = "127.0.0.1:1883"
+DEFAULT_MAX_PAYLOAD = int(StoreSettings.model_fields["max_payload_bytes"].default)
 
-# Then every listener the devices and the gateway reach, with TLS in production
-# (the gateway connects with mqtts://HOST:8883 and [mqtt] ca_file, cert_file, key_file):
-# listener 8883
-# use_username_as_clientid true
-# cafile /etc/mosquitto/certs/ca.crt
-# certfile /etc/mosquitto/certs/server.crt
-# keyfile /etc/mosquitto/certs/server.key
-"""
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    """Where the broker listens: ``[HOST:]PORT``, no host meaning every interface."""
+
+    port: int
+    host: str = ""
+
+    @classmethod
+    def parse(cls, text: str) -> Listener:
+        host, _, port = text.rpartition(":")
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"listener {text!r}: expected [HOST:]PORT, e.g. 0.0.0.0:8883")
+        return cls(int(port), host.strip("[]"))
+
+    @property
+    def loopback(self) -> bool:
+        return self.host in ("127.0.0.1", "::1", "localhost")
+
+
+@dataclass(frozen=True, slots=True)
+class Tls:
+    """The broker's certificate and key, and the CA that client certificates must chain to."""
+
+    certfile: Path
+    keyfile: Path
+    cafile: Path | None = None
+
+
+def conf_text(
+    out: Path,
+    listeners: tuple[Listener, ...] = (Listener.parse(DEFAULT_LISTEN),),
+    *,
+    tls: Tls | None = None,
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD,
+) -> str:
+    lines = [
+        "# Written by courtyard broker-config; regenerate, do not edit.",
+        "per_listener_settings false",
+        "allow_anonymous false",
+        f"password_file {out / 'passwd'}",
+        f"acl_file {out / 'acl'}",
+        "set_tcp_nodelay true",
+        "# a client sending a bigger packet is disconnected before the broker acknowledges or",
+        "# stores it: the gateway's [store] max_payload_bytes plus room for topic and properties",
+        f"max_packet_size {max_packet_size(max_payload_bytes)}",
+        "",
+        "# Mosquitto reads use_username_as_clientid per listener (for the listener line above",
+        "# it): every listener that devices or the gateway reach needs it, or one device's",
+        "# password can take the gateway's session (docs/broker.md).",
+    ]
+    for listener in listeners:
+        lines.append(f"listener {listener.port} {listener.host}".rstrip())
+        lines.append("use_username_as_clientid true")
+        if tls is not None:
+            lines += [f"certfile {tls.certfile}", f"keyfile {tls.keyfile}"]
+            if tls.cafile is not None:
+                lines.append(f"cafile {tls.cafile}")
+            lines.append("# require_certificate true   # when every client presents a certificate")
+        lines.append("")
+    return "\n".join(lines)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,16 +157,52 @@ def _write_private(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def write_broker_config(
+@dataclass(frozen=True, slots=True)
+class Accounts:
+    """The broker accounts written into ``folder``, and the gateway's own."""
+
+    folder: Path
+    gateway_user: str
+    gateway_password: str = field(repr=False)
+    accounts: int
+    new_passwords: int
+
+    @property
+    def passwd(self) -> Path:
+        return self.folder / "passwd"
+
+    @property
+    def acl(self) -> Path:
+        return self.folder / "acl"
+
+    @property
+    def credentials(self) -> Path:
+        return self.folder / "credentials.toml"
+
+
+def _load_hashes(path: Path) -> dict[str, str]:
+    if not path.exists():
+        return {}
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return dict(line.split(":", 1) for line in lines if ":" in line)
+
+
+def write_accounts(
     registry: Registry, out: Path, *, prefix: str = "community", gateway_user: str = "courtyard"
-) -> Written:
-    """Write ``passwd``, ``acl``, ``credentials.toml`` and ``mosquitto.conf`` into ``out``."""
+) -> Accounts:
+    """Write ``passwd``, ``acl`` and ``credentials.toml`` into ``out``: an account per device of
+    the registry and one for the gateway; passwords already in ``credentials.toml`` are kept."""
     out.mkdir(parents=True, exist_ok=True)
     out = out.resolve()
     names = [gateway_user, *sorted(d.id for d in registry.devices)]
     if gateway_user in names[1:]:
         raise ValueError(f"the gateway account {gateway_user!r} is also a device id")
+    if not gateway_user or any(ch in gateway_user for ch in ':"\\\n\r'):
+        raise ValueError(f"the gateway account {gateway_user!r} cannot be a broker user name")
     known = _load_credentials(out / "credentials.toml")
+    # a kept password keeps its hash: hashing is ~0.15 ms an account, 15 s for 100,000
+    # devices at every start of the embedded broker
+    hashes = _load_hashes(out / "passwd")
     passwords: dict[str, str] = {}
     new = 0
     for name in names:
@@ -122,6 +210,7 @@ def write_broker_config(
             passwords[name] = known[name]
         else:
             passwords[name] = secrets.token_urlsafe(PASSWORD_BYTES)
+            hashes.pop(name, None)
             new += 1
     creds = [
         "# MQTT passwords: provision each device with its own; keep this file private.",
@@ -134,10 +223,30 @@ def write_broker_config(
     _write_private(out / "credentials.toml", "\n".join(creds))
     _write_private(
         out / "passwd",
-        "".join(f"{name}:{mosquitto_hash(passwords[name])}\n" for name in names),
+        "".join(
+            f"{name}:{hashes.get(name) or mosquitto_hash(passwords[name])}\n" for name in names
+        ),
     )
     (out / "acl").write_text(
         acl_text(registry, prefix=prefix, gateway_user=gateway_user), encoding="utf-8"
     )
-    (out / "mosquitto.conf").write_text(conf_text(out), encoding="utf-8")
-    return Written(out, len(names), new)
+    return Accounts(out, gateway_user, passwords[gateway_user], len(names), new)
+
+
+def write_broker_config(
+    registry: Registry,
+    out: Path,
+    *,
+    prefix: str = "community",
+    gateway_user: str = "courtyard",
+    listeners: tuple[Listener, ...] = (Listener.parse(DEFAULT_LISTEN),),
+    tls: Tls | None = None,
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD,
+) -> Written:
+    """Write ``passwd``, ``acl``, ``credentials.toml`` and ``mosquitto.conf`` into ``out``."""
+    if not listeners:
+        raise ValueError("at least one listener is needed")
+    accounts = write_accounts(registry, out, prefix=prefix, gateway_user=gateway_user)
+    conf = conf_text(accounts.folder, listeners, tls=tls, max_payload_bytes=max_payload_bytes)
+    (accounts.folder / "mosquitto.conf").write_text(conf, encoding="utf-8")
+    return Written(accounts.folder, accounts.accounts, accounts.new_passwords)

@@ -167,6 +167,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     async def with_community(app: FastAPI, stop: asyncio.Event) -> None:
         gw = app.state.gateway
         host, port = gw.mqtt_url.removeprefix("mqtt://").rsplit(":", 1)
+        # the embedded broker takes only its accounts: each simulated device logs in as itself
+        assert gw.accounts is not None
         proc = subprocess.Popen(  # noqa: ASYNC220 - a long-lived child, waited for below
             [
                 sys.executable,
@@ -179,6 +181,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 port,
                 "--secret-seed",
                 DEMO_SEED,
+                "--credentials",
+                str(gw.accounts.credentials),
                 *[f"--{k.replace('_', '-')}={v}" for k, v in sim.items()],
             ],
             stdin=subprocess.DEVNULL,
@@ -205,7 +209,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(
             f"\n  console    {api}/console  (sign in with the platform key)\n"
             f"  API        {api}  (OpenAPI: {api}/docs)\n"
-            f"  broker     {gw.mqtt_url}\n"
+            f"  broker     {gw.mqtt_url}  (accounts in {gw.accounts.credentials})\n"
             f"  platform key: {key}\n\n"
             f"  try: curl -H 'Authorization: Bearer {key}' {api}/api/v1/devices\n"
             "  Ctrl-C stops everything.\n",
@@ -234,16 +238,46 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_broker_config(args: argparse.Namespace) -> int:
-    from gateway.broker_config import write_broker_config
+    from gateway.broker_config import (
+        DEFAULT_LISTEN,
+        DEFAULT_MAX_PAYLOAD,
+        Listener,
+        Tls,
+        write_broker_config,
+    )
 
     registry = load_registry(args.community)
     try:
+        listeners = tuple(Listener.parse(text) for text in args.listen or [DEFAULT_LISTEN])
+        max_payload = (
+            DEFAULT_MAX_PAYLOAD if args.max_payload_bytes is None else args.max_payload_bytes
+        )
+        if max_payload < 256:  # as [store] max_payload_bytes
+            raise ValueError(f"--max-payload-bytes {max_payload}: at least 256")
+        tls = None
+        if args.certfile or args.keyfile or args.cafile:
+            if not (args.certfile and args.keyfile):
+                raise ValueError("TLS needs both --certfile and --keyfile")
+            cafile = Path(args.cafile).resolve() if args.cafile else None
+            tls = Tls(Path(args.certfile).resolve(), Path(args.keyfile).resolve(), cafile)
         written = write_broker_config(
-            registry, Path(args.out), prefix=args.prefix, gateway_user=args.gateway_user
+            registry,
+            Path(args.out),
+            prefix=args.prefix,
+            gateway_user=args.gateway_user,
+            listeners=listeners,
+            tls=tls,
+            max_payload_bytes=max_payload,
         )
     except (OSError, ValueError) as exc:
         print(f"courtyard: {exc}", file=sys.stderr)
         return 1
+    if tls is None and not all(listener.loopback for listener in listeners):
+        print(
+            "courtyard: warning: a listener beyond loopback without TLS: passwords and "
+            "commands cross the network in clear (--certfile, --keyfile)",
+            file=sys.stderr,
+        )
     print(
         f"wrote passwd, acl, credentials.toml and mosquitto.conf to {written.folder}: "
         f"{written.accounts} accounts ({written.new_passwords} new passwords)"
@@ -280,6 +314,22 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--prefix", default="community", help='topic prefix (default "community")')
     b.add_argument(
         "--gateway-user", default="courtyard", help='the gateway\'s account (default "courtyard")'
+    )
+    b.add_argument(
+        "--listen",
+        action="append",
+        metavar="[HOST:]PORT",
+        help="a listener of the broker, repeatable (default 127.0.0.1:1883)",
+    )
+    b.add_argument("--certfile", help="the broker's TLS certificate (turns TLS on)")
+    b.add_argument("--keyfile", help="the broker's TLS private key")
+    b.add_argument("--cafile", help="the CA that client certificates chain to")
+    b.add_argument(
+        "--max-payload-bytes",
+        type=int,
+        default=None,
+        help="the gateway's [store] max_payload_bytes (default 65536): far bigger packets "
+        "are refused by the broker",
     )
     b.set_defaults(func=cmd_broker_config)
     # every argument after "decode" is decode_cli's, options included: no prefix character

@@ -26,6 +26,7 @@ from gateway.adapters.router import TopicRouter, build_router
 from gateway.adapters.table import ADAPTERS
 from gateway.audit import AuditLog
 from gateway.auth import Authenticator
+from gateway.broker_config import Accounts, write_accounts
 from gateway.clock import Clock, SystemClock
 from gateway.commands import CommandService
 from gateway.config import Registry, Settings
@@ -33,6 +34,7 @@ from gateway.fieldbus.bridge import Fieldbus, registry_with_serial
 from gateway.ingest import Acker, Ingest
 from gateway.mqtt import Batch, Broker, EmbeddedBroker, MqttClient, OperatorBroker, Received
 from gateway.mqtt.broker import free_port
+from gateway.mqtt.codec import max_packet_size
 from gateway.rules.service import Alerting
 from gateway.sinks import Sink, build_sink
 from gateway.store.journal import Accepted, Store
@@ -111,8 +113,26 @@ class Gateway:
         self.queries = Queries(s.store.path)
         self.audit = AuditLog(s.store.path, now_ms=self.now_ms)
         self.broker: Broker
-        if s.mqtt.url is None:  # the embedded Mosquitto, on a port chosen now
-            self.broker = EmbeddedBroker(s.data_dir / "broker", port=free_port())
+        self.accounts: Accounts | None = None  # the embedded broker's (credentials.toml)
+        username, password = s.mqtt.username or None, s.mqtt.password or None
+        packet_limit = max_packet_size(s.store.max_payload_bytes)
+        if s.mqtt.url is None:
+            # the embedded Mosquitto, on a port chosen now, with the same accounts and ACLs
+            # as broker-config: a device per account, the gateway on its own (so no local
+            # program can pose as a device or ack a door's command), named after its client
+            # id so that its session keeps the name it had
+            folder = s.data_dir / "broker"
+            self.accounts = write_accounts(
+                registry, folder, prefix=s.mqtt.prefix, gateway_user=s.mqtt.client_id
+            )
+            self.broker = EmbeddedBroker(
+                folder,
+                port=free_port(),
+                password_file=self.accounts.passwd,
+                acl_file=self.accounts.acl,
+                max_packet_size=packet_limit,
+            )
+            username, password = self.accounts.gateway_user, self.accounts.gateway_password
         else:
             host, port = s.mqtt.host_port
             self.broker = OperatorBroker(s.mqtt.url, host, port)
@@ -153,8 +173,8 @@ class Gateway:
                 (topics.subscription(s.mqtt.prefix), 1),
                 *((f, 1) for f in self.router.filters),
             ],
-            username=s.mqtt.username or None,
-            password=s.mqtt.password or None,
+            username=username,
+            password=password,
             ssl=self._ssl_context(),
             keepalive=s.mqtt.keepalive_s,
             session_expiry=s.mqtt.session_expiry_s,
@@ -162,6 +182,7 @@ class Gateway:
             sleep=self.clock.sleep,
             clock_ms=self.now_ms,
             call_later=self.clock.call_later,
+            maximum_packet_size=packet_limit,
         )
         self.authenticator = Authenticator(s.auth, [c.id for c in registry.communities])
         self.adapter_commands = AdapterCommander(
@@ -207,6 +228,14 @@ class Gateway:
         self.sink.start()
         self.alerting.start()  # replays what a crash left unprocessed, before new messages
         await self.client.start()
+        if self.client.anonymous:
+            log.warning(
+                "connected to the broker %s without an account, so it accepts anonymous "
+                "clients: anyone who reaches it can pose as any device, fake a door's ack or "
+                "an alarm; give it per-device accounts (courtyard broker-config, "
+                "docs/security.md)",
+                self.mqtt_url,
+            )
         await self.fieldbus.start()
         self._tasks += [
             asyncio.create_task(self._every(2.0, self._checkpoint), name="state-checkpoint"),

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-pytest_plugins = ["tests.integration.influx_servers", "pytester"]
+pytest_plugins = ["tests.support.influx", "pytester"]
 
 OWN_PACKAGES = frozenset({"gateway", "devices", "firmware_stubs"})
 

@@ -9,7 +9,6 @@ the session's CSRF token.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
@@ -19,15 +18,15 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from gateway import resources
 from gateway.api.deps import AlertingDep, GatewayDep
 from gateway.auth import Principal
 from gateway.console import session, views
 from gateway.rules.service import AlertCleared, AlertNotFound
 from gateway.store.queries import QueryError, parse_time
 
-ROOT = Path(__file__).resolve().parents[2] / "dashboards" / "console"
-templates = Jinja2Templates(directory=ROOT / "templates")
-static = StaticFiles(directory=ROOT / "static")
+templates = Jinja2Templates(directory=resources.console_dir("templates"))
+static = StaticFiles(directory=resources.console_dir("static"))
 
 router = APIRouter(prefix="/console", tags=["console"], include_in_schema=False)
 

@@ -86,6 +86,8 @@ def render_metrics(gateway: Gateway) -> str:
     _line(out, "courtyard_mqtt_connected", int(client.connected))
     metric("courtyard_mqtt_reconnects_total", "counter", "Reconnections to the broker")
     _line(out, "courtyard_mqtt_reconnects_total", client.reconnects)
+    metric("courtyard_mqtt_received_bytes_total", "counter", "Bytes read from the broker")
+    _line(out, "courtyard_mqtt_received_bytes_total", client.bytes_in)
     if gateway.broker.embedded:
         metric("courtyard_broker_restarts_total", "counter", "Embedded broker restarts")
         _line(out, "courtyard_broker_restarts_total", gateway.broker.restarts)

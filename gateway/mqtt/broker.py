@@ -3,7 +3,9 @@
 Its configuration is written for the gateway's guarantee (nothing acknowledged is lost), which
 Mosquitto's defaults do not give: they drop a persistent session's queue beyond 1,000 messages,
 save to disk only every 30 minutes, and delay every small packet by ~44 ms (Nagle's algorithm).
-docs/broker.md lists the same settings for an operator's own broker.
+It takes only the accounts of the community file, each bound to its own session, like the files
+of ``courtyard broker-config``. docs/broker.md lists the same settings for an operator's own
+broker.
 """
 
 from __future__ import annotations
@@ -18,15 +20,29 @@ import time
 from pathlib import Path
 from typing import Protocol
 
+from gateway.mqtt.codec import max_packet_size as _packet_limit
+
 log = logging.getLogger(__name__)
 
-CONFIG_TEMPLATE = """\
+MAX_PACKET_SIZE = _packet_limit(65536)  # for the default [store] max_payload_bytes
+
+_HEAD = """\
 # Written by Courtyard for its embedded broker; regenerated at every start.
 listener {port} {host}
 # stay the user that started it (as root Mosquitto would switch to "mosquitto", which cannot
 # write the persistence file into the gateway's data folder)
 user {user}
-allow_anonymous true
+"""
+_ACCOUNTS = """\
+# the accounts and ACLs of `courtyard broker-config`, from the community file
+allow_anonymous false
+password_file {passwd}
+acl_file {acl}
+# a session belongs to its account: no device's password reaches the gateway's session
+use_username_as_clientid true
+max_packet_size {max_packet_size}
+"""
+_TAIL = """\
 persistence true
 persistence_location {data}/
 # save the in-memory state (queued QoS 1 messages, sessions) every 2 s, not every 30 min
@@ -45,6 +61,10 @@ log_type warning
 log_type notice
 connection_messages false
 """
+CONFIG_TEMPLATE = _HEAD + "allow_anonymous true\n" + _TAIL
+"""An anonymous broker, as the tests and benches start on ports of their own."""
+SECURED_TEMPLATE = _HEAD + _ACCOUNTS + _TAIL
+"""The embedded broker: per-device accounts and ACLs (docs/security.md)."""
 
 
 class BrokerError(Exception):
@@ -121,14 +141,32 @@ class OperatorBroker:
 
 
 class EmbeddedBroker:
-    """A Mosquitto child process on a local port, restarted if it dies, stopped on exit."""
+    """A Mosquitto child process on a local port, restarted if it dies, stopped on exit.
+
+    With ``password_file`` and ``acl_file`` (``gateway.broker_config.write_accounts``) it
+    accepts only those accounts, each bound to its own session; without them, anyone who
+    reaches the port may pose as any device, which is said loudly at start."""
 
     embedded = True
 
-    def __init__(self, data_dir: Path, *, host: str = "127.0.0.1", port: int | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        password_file: Path | None = None,
+        acl_file: Path | None = None,
+        max_packet_size: int = MAX_PACKET_SIZE,
+    ) -> None:
+        if (password_file is None) != (acl_file is None):
+            raise ValueError("an embedded broker needs both a password file and an ACL file")
         self.data_dir = data_dir
         self.host = host
         self.port = port
+        self.password_file = password_file
+        self.acl_file = acl_file
+        self.max_packet_size = max_packet_size
         self._proc: asyncio.subprocess.Process | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -147,15 +185,23 @@ class EmbeddedBroker:
         broker_dir.mkdir(parents=True, exist_ok=True)
         if self.port is None:
             self.port = free_port(self.host)
-        self.config_path.write_text(
-            CONFIG_TEMPLATE.format(
-                port=self.port,
-                host=self.host,
-                data=broker_dir,
-                log=broker_dir / "mosquitto.log",
-                user=getpass.getuser(),
+        values = {
+            "port": self.port,
+            "host": self.host,
+            "data": broker_dir,
+            "log": broker_dir / "mosquitto.log",
+            "user": getpass.getuser(),
+        }
+        if self.password_file is None:
+            text = CONFIG_TEMPLATE.format(**values)
+        else:
+            text = SECURED_TEMPLATE.format(
+                **values,
+                passwd=self.password_file,
+                acl=self.acl_file,
+                max_packet_size=self.max_packet_size,
             )
-        )
+        self.config_path.write_text(text)
         return self.config_path
 
     async def start(self, wait_s: float = 10.0) -> None:
@@ -164,6 +210,12 @@ class EmbeddedBroker:
         await self._spawn(binary, wait_s)
         self._task = asyncio.create_task(self._supervise(binary), name="embedded-broker")
         log.info("embedded Mosquitto listening on %s (data in %s)", self.url, self.data_dir)
+        if self.password_file is None:
+            log.warning(
+                "the embedded broker on %s accepts anonymous clients: any local program can "
+                "pose as a device, fake a door's ack or a forced-door alarm",
+                self.url,
+            )
 
     async def _spawn(self, binary: str, wait_s: float) -> None:
         self._proc = await asyncio.create_subprocess_exec(

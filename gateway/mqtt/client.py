@@ -227,6 +227,7 @@ class MqttClient:
         keepalive: int = 30,
         session_expiry: int = 86400 * 7,
         receive_maximum: int = 65535,
+        maximum_packet_size: int | None = None,
         max_unacked: int = 50_000,
         coalesce_s: float = 0.0,
         clean_start: bool = False,
@@ -244,6 +245,7 @@ class MqttClient:
         self.host = host
         self.port = port
         self.client_id = client_id
+        self.anonymous = username is None  # a broker that lets us in so lets anyone in
         self.subscriptions = subscriptions
         self.keepalive = keepalive
         self.max_unacked = max_unacked
@@ -261,6 +263,11 @@ class MqttClient:
             password=password,
             session_expiry=session_expiry,
             receive_maximum=receive_maximum,
+            # advertised in CONNECT: the broker drops a bigger message for us instead of
+            # sending it, so no device can make the gateway buffer megabytes. The parser keeps
+            # no such limit: a broker that ignored the property would redeliver the same
+            # message after every disconnect and stall the ingest
+            maximum_packet_size=maximum_packet_size,
         )
         self._reconnect_min = reconnect_min
         self._reconnect_max = reconnect_max

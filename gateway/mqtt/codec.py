@@ -13,6 +13,9 @@ from typing import NamedTuple
 from gateway.mqtt.errors import ProtocolError
 
 MAX_REMAINING_LENGTH = 268_435_455
+PACKET_HEADROOM = 8192
+"""Room for the rest of a PUBLISH around its payload: fixed header, topic (ids of 64 characters
+make topics of ~220 bytes), packet id and properties (a device may send user properties)."""
 PINGREQ = b"\xc0\x00"
 _PROTOCOL = b"\x00\x04MQTT\x05"
 
@@ -26,6 +29,14 @@ _SHAPES: dict[int, int | str] = {
     0x0B: "varint",  # subscription identifier (may repeat)
     0x26: "pair",  # user property (may repeat)
 }
+
+
+def max_packet_size(max_payload_bytes: int) -> int:
+    """The Maximum Packet Size for a payload limit. Any payload within the limit fits, and one a
+    little over it still arrives, to be dead-lettered as too large (seen and counted); a far
+    bigger one is never sent to the gateway (the broker drops it) nor, with the generated
+    broker configuration, accepted from a device (the broker disconnects it)."""
+    return max_payload_bytes + PACKET_HEADROOM
 
 
 # --- packets the broker sends --------------------------------------------------------------

@@ -15,7 +15,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from firmware_stubs.community import Community
 from gateway.console.password import hash_password
-from tests.integration.servers import GatewayProcess, Mosquitto
+from tests.support.servers import GatewayProcess, Mosquitto
 
 CHROMIUM = "/usr/bin/chromium"
 OPERATOR_PASSWORD = "night shift at the gate"  # a test account

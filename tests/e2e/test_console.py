@@ -18,7 +18,7 @@ from playwright.sync_api import Page, expect
 
 from gateway.store.schema import TELEMETRY
 from tests.e2e.conftest import OPERATOR_PASSWORD, SCREENSHOTS, Site, login
-from tests.integration.conftest import wait_for
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.integration
 

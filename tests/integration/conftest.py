@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
 
-from tests.integration.servers import GatewayProcess, Mosquitto
+from tests.support.servers import GatewayProcess, Mosquitto
+from tests.support.wait import wait_for
+
+__all__ = ["Publisher", "wait_for"]
 
 
 @pytest.fixture
@@ -59,14 +61,3 @@ def publisher(mosquitto: Mosquitto) -> Iterator[Publisher]:
     p = Publisher(mosquitto.port)
     yield p
     p.close()
-
-
-def wait_for(predicate: Callable[[], object], timeout: float = 20.0, what: str = "") -> object:
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}: {last!r}")

@@ -11,7 +11,7 @@ import httpx
 from firmware_stubs.vendors.http_push import HikvisionController, IsapiDoorServer
 from firmware_stubs.vendors.shelly import ShellyPlus2PM
 from firmware_stubs.vendors.zigbee2mqtt import Zigbee2MqttBridge
-from tests.integration.conftest import wait_for
+from tests.support.wait import wait_for
 
 TOKEN = "f6" * 16
 OTHER_TOKEN = "a7" * 16

@@ -13,9 +13,9 @@ from firmware_stubs.vendors.lorawan import ChirpStackApplication, TheThingsStack
 from firmware_stubs.vendors.shelly import ShellyPro3EM
 from firmware_stubs.vendors.tasmota import TasmotaPlug
 from firmware_stubs.vendors.zigbee2mqtt import Zigbee2MqttBridge
-from tests.integration.alerting_helpers import config
-from tests.integration.conftest import wait_for
-from tests.unit.webhooks.receiver import Receiver
+from tests.support.community import config
+from tests.support.wait import wait_for
+from tests.support.webhook_receiver import Receiver
 
 TOKENS = {"hikvision": "c3" * 16, "hikvision-anpr": "d4" * 16, "vzenith": "e5" * 16}
 

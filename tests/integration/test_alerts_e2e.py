@@ -12,9 +12,9 @@ import pytest
 from firmware_stubs.door import DoorController
 from firmware_stubs.locker import LockerBank
 from firmware_stubs.meter import WaterMeter
-from tests.integration.alerting_helpers import config, device, registry
-from tests.integration.conftest import wait_for
-from tests.unit.webhooks.receiver import Receiver
+from tests.support.community import config, device, registry
+from tests.support.wait import wait_for
+from tests.support.webhook_receiver import Receiver
 
 SEQ = itertools.count(1)  # (ts, seq) is a message's identity: two events in 1 ms differ
 

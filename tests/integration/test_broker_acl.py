@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
-import subprocess
-import sys
 import threading
 import time
 import tomllib
@@ -17,55 +14,11 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from gateway.mqtt.broker import free_port
-from tests.integration.conftest import wait_for
-from tests.integration.servers import REPO, need, wait_port
+from tests.support.broker import REGISTRY, broker_config, broker_from_generated_files
+from tests.support.wait import wait_for
 
-REGISTRY = """
-[[communities]]
-id = "c1"
-[[buildings]]
-id = "b3"
-community = "c1"
-[[devices]]
-id = "gate-north"
-community = "c1"
-class = "access"
-secret = "00112233445566778899aabbccddeeff"
-[[devices]]
-id = "b3-entrance"
-community = "c1"
-class = "access"
-building = "b3"
-secret = "ffeeddccbbaa99887766554433221100"
-[[devices]]
-id = "m-1"
-community = "c1"
-class = "meter"
-"""
 GATE = "community/c1/access/gate-north"
 ENTRANCE = "community/c1/access/b3-entrance"
-
-
-def broker_config(community: Path, out: Path) -> str:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gateway.cli",
-            "broker-config",
-            "--community",
-            str(community),
-            "--out",
-            str(out),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    return done.stdout
 
 
 class Client:
@@ -116,29 +69,11 @@ class Client:
 
 @pytest.fixture
 def secured(tmp_path: Path) -> Iterator[tuple[int, dict[str, str], Path]]:
-    community = tmp_path / "community.toml"
-    community.write_text(REGISTRY)
-    out = tmp_path / "broker-auth"
-    stdout = broker_config(community, out)
-    assert "4 accounts (4 new passwords)" in stdout
-    creds = tomllib.loads((out / "credentials.toml").read_text())["accounts"]
-    for password in creds.values():
-        assert password not in stdout
-    port = free_port()
-    conf = tmp_path / "mosquitto.conf"
-    conf.write_text(
-        (out / "mosquitto.conf").read_text()
-        + f"\nuser {getpass.getuser()}\npersistence false\n"
-        + f"listener {port} 127.0.0.1\nuse_username_as_clientid true\n"
-        + f"log_dest file {tmp_path / 'mosquitto.log'}\n"
-    )
-    proc = subprocess.Popen([need("mosquitto", "mosquitto"), "-c", str(conf)])
-    try:
-        wait_port("127.0.0.1", port)
-        yield port, creds, out
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with broker_from_generated_files(tmp_path, REGISTRY, persistence=False) as broker:
+        assert "4 accounts (4 new passwords)" in broker.stdout
+        for password in broker.creds.values():
+            assert password not in broker.stdout
+        yield broker.port, broker.creds, broker.out
 
 
 def test_generated_files(tmp_path: Path, secured: tuple[int, dict[str, str], Path]) -> None:
@@ -152,9 +87,10 @@ def test_generated_files(tmp_path: Path, secured: tuple[int, dict[str, str], Pat
     acl = (out / "acl").read_text()
     assert f"user gate-north\ntopic write {GATE}/telemetry\n" in acl
     assert f"topic read {GATE}/cmd" in acl and f"topic write {GATE}/cmd" not in acl
-    # a second run keeps every password
+    # a second run keeps every password, and its hash
     broker_config(tmp_path / "community.toml", out)
     assert tomllib.loads((out / "credentials.toml").read_text())["accounts"] == creds
+    assert (out / "passwd").read_text() == passwd
 
 
 def test_device_credentials_reach_only_their_own_topics(

@@ -15,8 +15,8 @@ import psutil
 import pytest
 
 from gateway.mqtt.broker import free_port
-from tests.integration.conftest import wait_for
-from tests.integration.servers import REPO
+from tests.support.servers import REPO
+from tests.support.wait import wait_for
 
 
 def children_of(pid: int) -> list[psutil.Process]:

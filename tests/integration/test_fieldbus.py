@@ -16,8 +16,8 @@ import pytest
 from firmware_stubs.serial.devices import DltMeter, LockBoard, ModbusMeter
 from firmware_stubs.serial.room import Room, start_room
 from firmware_stubs.signing import signed
-from tests.integration.conftest import wait_for
-from tests.integration.servers import GatewayProcess, Mosquitto
+from tests.support.servers import GatewayProcess, Mosquitto
+from tests.support.wait import wait_for
 
 UNITS = {"energy_kwh": "kWh", "power_w": "W", "voltage_v": "V", "current_a": "A"}
 

@@ -14,7 +14,7 @@ import serial
 from devices.serial import modbus
 from devices.serial.registers import SDM630, decode_block
 from gateway.config import load_settings
-from tests.integration.conftest import wait_for
+from tests.support.wait import wait_for
 
 
 def test_meter_room_cli(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from firmware_stubs.serial.room import start_room
 from gateway.config import Registry, load_settings
 from gateway.fieldbus.settings import parse_buses
 from gateway.service import Gateway
-from tests.integration.servers import Mosquitto
+from tests.support.servers import Mosquitto
 
 
 async def test_room_wired_into_a_gateway(tmp_path: Path, mosquitto: Mosquitto) -> None:

@@ -25,7 +25,7 @@ from firmware_stubs.device import now_ms
 from firmware_stubs.door import DoorController
 from firmware_stubs.flood import flood
 from firmware_stubs.signing import signed
-from tests.integration.servers import Mosquitto
+from tests.support.servers import Mosquitto
 
 pytestmark = pytest.mark.integration  # a missing mosquitto fails the broker fixture loudly
 

@@ -15,7 +15,7 @@ import pytest
 from dashboards.grafana import generate
 from gateway.sinks.lineproto import encode, payload
 from gateway.store.reader import TelemetryRow
-from tests.integration.influx_servers import InfluxdServer
+from tests.support.influx import InfluxdServer
 
 pytestmark = pytest.mark.integration
 

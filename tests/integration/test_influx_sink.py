@@ -23,7 +23,7 @@ from devices.model import Decoded
 from gateway.sinks.influx import CURSOR, InfluxSettings, InfluxSink
 from gateway.store.journal import Accepted, Store
 from gateway.store.reader import JournalReader
-from tests.integration.influx_servers import (
+from tests.support.influx import (
     Answer,
     FaultServer,
     InfluxdServer,

@@ -17,8 +17,8 @@ import time
 from typing import Any
 
 from firmware_stubs.flood import flood
-from tests.integration.conftest import wait_for
-from tests.integration.influx_servers import InfluxdServer
+from tests.support.influx import InfluxdServer
+from tests.support.wait import wait_for
 
 OUTAGE_S = float(os.environ.get("COURTYARD_TEST_OUTAGE_S", "60"))
 

@@ -6,7 +6,7 @@ import json
 import sqlite3
 import time
 
-from tests.integration.conftest import wait_for
+from tests.support.wait import wait_for
 
 REGISTRY = """
 [[communities]]
@@ -41,7 +41,8 @@ MALFORMED: list[tuple[str, bytes, str]] = [
     (T, b'{"seq": 1.5, "power_w": 1}', "bad_seq"),
     (T, b'{"note": "hello"}', "no_readings"),
     (T, b'{"Power W": 1}', "bad_field_name"),
-    (T, b"x" * (1024 * 1024), "too_large"),
+    # over [store] max_payload_bytes, within the packet size the gateway advertises
+    (T, b"x" * 70_000, "too_large"),
     (T, b"", "empty"),
     (T, b"[" * 20 + b"]" * 20, "too_deep"),
     (
@@ -89,7 +90,7 @@ def test_every_malformed_kind_is_dead_lettered_and_the_flow_goes_on(
     size, head = db.execute(
         "SELECT size, length(head) FROM dead_letters WHERE reason='too_large'"
     ).fetchone()
-    assert size == 1024 * 1024 and head == 1024
+    assert size == 70_000 and head == 1024
 
     wait_for(
         lambda: (

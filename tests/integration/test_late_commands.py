@@ -25,8 +25,8 @@ import httpx
 import paho.mqtt.client as mqtt
 import pytest
 
-from tests.integration.conftest import wait_for
-from tests.integration.servers import REPO, GatewayProcess, Mosquitto
+from tests.support.servers import REPO, GatewayProcess, Mosquitto
+from tests.support.wait import wait_for
 
 SECRETS = {"door-rule2": "a1" * 32, "door-rule1": "b2" * 32}
 REGISTRY = """

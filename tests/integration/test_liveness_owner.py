@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import time
 
-from tests.integration.alerting_helpers import device, registry
-from tests.integration.conftest import wait_for
+from tests.support.community import device, registry
+from tests.support.wait import wait_for
 
 
 def test_offline_in_the_store_only_with_the_offline_alert(mosquitto, gateway_factory, publisher):

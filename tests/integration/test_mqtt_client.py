@@ -8,14 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import pwd
-import signal
-import socket
 import ssl
 import subprocess
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -23,73 +19,12 @@ import pytest
 from gateway.mqtt.broker import free_port
 from gateway.mqtt.client import Batch, Message, MqttClient
 from gateway.mqtt.errors import ConnectionRefused, MqttTimeout, NotConnected
+from tests.support.servers import Mosquitto
+from tests.support.wait import until
 
 pytestmark = pytest.mark.integration
 
-MOSQUITTO = "/usr/sbin/mosquitto"
 LOGGER = "gateway.mqtt.client"
-
-
-def _free_port() -> int:
-    return free_port()
-
-
-class _Broker:
-    """A private Mosquitto: persistent sessions, no queue limit, no inflight limit."""
-
-    def __init__(self, workdir: Path, extra: str = "") -> None:
-        self.dir = workdir
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.port = _free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-        (self.dir / "mosquitto.conf").write_text(
-            f"listener {self.port} 127.0.0.1\n"
-            f"persistence true\npersistence_location {self.dir}/\n"
-            "max_queued_messages 0\n"  # 0: no maximum (mosquitto.conf(5))
-            "max_inflight_messages 0\n"
-            "set_tcp_nodelay true\nautosave_interval 1\n"
-            f"log_dest file {self.dir}/mosquitto.log\n"
-            # Run as whoever runs the tests, so that the broker can write into tmp_path.
-            f"user {pwd.getpwuid(os.getuid()).pw_name}\n" + (extra or "allow_anonymous true\n")
-        )
-
-    def start(self) -> None:
-        conf = str(self.dir / "mosquitto.conf")
-        self.proc = subprocess.Popen([MOSQUITTO, "-c", conf], stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"mosquitto exited: {self.proc.stderr.read()!r}")  # type: ignore[union-attr]
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.02)
-        raise RuntimeError(f"mosquitto did not listen on {self.port}")
-
-    def kill(self) -> None:
-        if self.proc is not None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-            self.proc = None
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-            self.proc = None
-
-    def pub(self, topic: str, *args: str, stdin: bytes | None = None) -> None:
-        subprocess.run(
-            ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(self.port), "-t", topic, *args],
-            input=stdin,
-            check=True,
-            timeout=30,
-        )
 
 
 class _Relay:
@@ -165,24 +100,16 @@ class _Inbox:
         return out
 
 
-async def _until(predicate: Callable[[], object], within: float = 20.0, what: str = "") -> None:
-    deadline = time.monotonic() + within
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or predicate}")
-        await asyncio.sleep(0.02)
-
-
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[_Broker]:
-    b = _Broker(tmp_path / "broker")
+def broker(tmp_path: Path) -> Iterator[Mosquitto]:
+    b = Mosquitto(tmp_path / "broker")
     b.start()
     yield b
     b.stop()
 
 
 @pytest.fixture
-async def relay(broker: _Broker) -> AsyncIterator[_Relay]:
+async def relay(broker: Mosquitto) -> AsyncIterator[_Relay]:
     r = _Relay(broker.port)
     await r.start()
     yield r
@@ -196,7 +123,7 @@ def _client(port: int, inbox: _Inbox, client_id: str = "ingest", **kw: object) -
     return MqttClient("127.0.0.1", port, client_id, on_batch=inbox, **kw)  # type: ignore[arg-type]
 
 
-async def test_receives_qos0_and_qos1(broker: _Broker) -> None:
+async def test_receives_qos0_and_qos1(broker: Mosquitto) -> None:
     inbox = _Inbox()
     sessions: list[bool] = []
     client = _client(broker.port, inbox, on_connect=sessions.append)
@@ -205,7 +132,7 @@ async def test_receives_qos0_and_qos1(broker: _Broker) -> None:
         assert client.connected and sessions == [False]
         broker.pub("c/1/door/d1/event", "-q", "0", "-m", "zero")
         broker.pub("c/1/door/d1/event", "-q", "1", "-m", "one", "-r")
-        await _until(lambda: len(inbox.messages) == 2)
+        await until(lambda: len(inbox.messages) == 2)
         zero, one = inbox.messages
         assert (zero.topic, zero.payload, zero.qos, zero.packet_id) == (
             "c/1/door/d1/event",
@@ -227,14 +154,14 @@ async def test_receives_qos0_and_qos1(broker: _Broker) -> None:
     late = _client(broker.port, other, "late", clean_start=True, session_expiry=0)
     await late.start()
     try:
-        await _until(lambda: len(other.messages) == 1)
+        await until(lambda: len(other.messages) == 1)
         assert other.messages[0].retain and other.messages[0].payload == b"one"
     finally:
         await late.stop()
 
 
 async def test_unacked_messages_are_redelivered_until_acked(
-    broker: _Broker, relay: _Relay, caplog: pytest.LogCaptureFixture
+    broker: Mosquitto, relay: _Relay, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger=LOGGER)
     inbox = _Inbox()
@@ -244,13 +171,13 @@ async def test_unacked_messages_are_redelivered_until_acked(
     try:
         lines = "".join(f"{i}\n" for i in range(5000)).encode()
         broker.pub("c/1/meter/m1/telemetry", "-q", "1", "-l", stdin=lines)
-        await _until(lambda: len(inbox.messages) == 5000, what="5,000 first deliveries")
+        await until(lambda: len(inbox.messages) == 5000, what="5,000 first deliveries")
         [(first_token, first)] = inbox.by_token().items()
         assert client.unacked == 5000
         assert not any(m.dup for m in first)
 
         relay.cut()  # abrupt: no DISCONNECT, nothing acked
-        await _until(lambda: len(inbox.messages) == 10000, what="5,000 redeliveries")
+        await until(lambda: len(inbox.messages) == 10000, what="5,000 redeliveries")
         tokens = inbox.by_token()
         assert list(tokens) == [first_token, next(t for t in tokens if t is not first_token)]
         again_token = list(tokens)[1]
@@ -268,7 +195,7 @@ async def test_unacked_messages_are_redelivered_until_acked(
         await client.publish("sync/marker", b"", qos=1)
 
         relay.cut()
-        await _until(lambda: client.reconnects == 2 and client.connected)
+        await until(lambda: client.reconnects == 2 and client.connected)
         await asyncio.sleep(1.0)
         assert len(inbox.messages) == 10000, "acked messages must not come back"
     finally:
@@ -277,7 +204,7 @@ async def test_unacked_messages_are_redelivered_until_acked(
     assert len(lost) == 2 and all(r.levelno == logging.WARNING for r in lost)
 
 
-async def test_publish_qos1_waits_for_puback(broker: _Broker, relay: _Relay) -> None:
+async def test_publish_qos1_waits_for_puback(broker: Mosquitto, relay: _Relay) -> None:
     inbox = _Inbox()
     watcher = _client(broker.port, inbox, "watcher", subscriptions=[("cmd/#", 1)])
     await watcher.start()
@@ -287,7 +214,7 @@ async def test_publish_qos1_waits_for_puback(broker: _Broker, relay: _Relay) -> 
         await client.publish("cmd/door/d1", b'{"op":"unlock"}', qos=1, message_expiry=30)
         await client.publish("cmd/door/d2", b"q0", qos=0)
         await asyncio.gather(*(client.publish(f"cmd/many/{i}", b"x") for i in range(500)))
-        await _until(lambda: len(inbox.messages) == 502)
+        await until(lambda: len(inbox.messages) == 502)
         assert inbox.messages[0].payload == b'{"op":"unlock"}'
         assert inbox.messages[0].message_expiry in (29, 30)
 
@@ -316,7 +243,7 @@ async def test_broker_restart_is_logged_once_each_way(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG, logger=LOGGER)
-    broker = _Broker(tmp_path / "broker")
+    broker = Mosquitto(tmp_path / "broker")
     broker.start()
     delays: list[float] = []
 
@@ -338,16 +265,16 @@ async def test_broker_restart_is_logged_once_each_way(
     await client.start()
     try:
         broker.kill()
-        await _until(lambda: not client.connected)
+        await until(lambda: not client.connected)
         await asyncio.sleep(1.2)  # several attempts fail meanwhile
         assert not client.connected
         broker.start()
-        await _until(lambda: client.connected, what="reconnect after the restart")
+        await until(lambda: client.connected, what="reconnect after the restart")
         assert client.reconnects == 1 and len(downs) == 1
         assert delays[:4] == [0.05, 0.1, 0.2, 0.2]  # exponential, capped (random() == 1.0)
 
         broker.pub("c/1/parking/p1/state", "-q", "1", "-m", "after")
-        await _until(lambda: any(m.payload == b"after" for m in inbox.messages))
+        await until(lambda: any(m.payload == b"after" for m in inbox.messages))
     finally:
         await client.stop()
         broker.stop()
@@ -368,10 +295,10 @@ async def test_silent_broker_is_detected_by_keepalive(
     try:
         relay.to_client.clear()  # the broker still hears our PINGREQs; we hear nothing back
         started = time.monotonic()
-        await _until(lambda: not client.connected, within=5)
+        await until(lambda: not client.connected, timeout=5)
         assert 1.0 <= time.monotonic() - started <= 3.0
         relay.to_client.set()
-        await _until(lambda: client.connected, within=5)
+        await until(lambda: client.connected, timeout=5)
     finally:
         await client.stop()
     [lost] = [r.getMessage() for r in caplog.records if "lost" in r.getMessage()]
@@ -379,7 +306,7 @@ async def test_silent_broker_is_detected_by_keepalive(
 
 
 async def test_wrong_port_fails_fast() -> None:
-    client = _client(_free_port(), _Inbox(), connect_timeout=5)
+    client = _client(free_port(), _Inbox(), connect_timeout=5)
     started = time.monotonic()
     with pytest.raises(NotConnected):
         await client.start()
@@ -388,7 +315,7 @@ async def test_wrong_port_fails_fast() -> None:
 
 
 async def test_refused_connection_raises(tmp_path: Path) -> None:
-    broker = _Broker(tmp_path / "closed", extra="allow_anonymous false\n")
+    broker = Mosquitto(tmp_path / "closed", auth="allow_anonymous false")
     broker.start()
     try:
         client = _client(broker.port, _Inbox(), username="nobody", password="wrong")
@@ -401,7 +328,7 @@ async def test_refused_connection_raises(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("coalesce_s", [0.0, 0.005])
 async def test_reading_pauses_while_too_many_wait_for_their_ack(
-    broker: _Broker, coalesce_s: float
+    broker: Mosquitto, coalesce_s: float
 ) -> None:
     inbox = _Inbox()
     client = _client(broker.port, inbox, max_unacked=100, coalesce_s=coalesce_s)
@@ -410,7 +337,7 @@ async def test_reading_pauses_while_too_many_wait_for_their_ack(
         payload = "x" * 2000
         lines = "".join(f"{i} {payload}\n" for i in range(3000)).encode()
         broker.pub("c/1/meter/m2/telemetry", "-q", "1", "-l", stdin=lines)
-        await _until(lambda: client.unacked > 100)
+        await until(lambda: client.unacked > 100)
         await asyncio.sleep(0.5)
         held = len(inbox.messages)
         assert held < 3000, "reading should have paused"
@@ -418,7 +345,7 @@ async def test_reading_pauses_while_too_many_wait_for_their_ack(
 
         acked = 0
         while acked < 3000:
-            await _until(lambda: len(inbox.messages) > acked, within=10)  # noqa: B023
+            await until(lambda: len(inbox.messages) > acked, timeout=10)  # noqa: B023
             fresh = inbox.messages[acked:]
             client.ack(inbox.batches[-1][1], [m.packet_id for m in fresh])
             acked += len(fresh)
@@ -428,7 +355,7 @@ async def test_reading_pauses_while_too_many_wait_for_their_ack(
         await client.stop()
 
 
-async def test_a_trickle_is_read_in_batches_when_coalescing(broker: _Broker) -> None:
+async def test_a_trickle_is_read_in_batches_when_coalescing(broker: Mosquitto) -> None:
     """100 messages 2 ms apart: with 20 ms of coalescing they arrive in a handful of reads
     (each read handing over what gathered), every one of them, in order; the first message
     after a silence is read at once."""
@@ -441,13 +368,13 @@ async def test_a_trickle_is_read_in_batches_when_coalescing(broker: _Broker) -> 
         await asyncio.sleep(0.1)  # quiet
         t0 = time.monotonic()
         await sender.publish("c/1/meter/m1/telemetry", b"first", qos=0)
-        await _until(lambda: len(inbox.messages) == 1, what="the first message")
+        await until(lambda: len(inbox.messages) == 1, what="the first message")
         assert time.monotonic() - t0 < 0.5
         await asyncio.sleep(0.1)  # the coalescing pause after that read is over
         for i in range(100):
             await sender.publish("c/1/meter/m1/telemetry", str(i).encode(), qos=0)
             await asyncio.sleep(0.002)
-        await _until(lambda: len(inbox.messages) == 101, what="all 100")
+        await until(lambda: len(inbox.messages) == 101, what="all 100")
         trickle = inbox.batches[1:]
         assert [m.payload for batch, _ in trickle for m in batch] == [
             str(i).encode() for i in range(100)
@@ -458,7 +385,7 @@ async def test_a_trickle_is_read_in_batches_when_coalescing(broker: _Broker) -> 
         await client.stop()
 
 
-async def test_session_survives_stop(broker: _Broker) -> None:
+async def test_session_survives_stop(broker: Mosquitto) -> None:
     inbox = _Inbox()
     client = _client(broker.port, inbox)
     await client.start()
@@ -470,7 +397,7 @@ async def test_session_survives_stop(broker: _Broker) -> None:
     client = _client(broker.port, inbox, on_connect=sessions.append)
     await client.start()
     try:
-        await _until(lambda: len(inbox.messages) == 11)
+        await until(lambda: len(inbox.messages) == 11)
         assert sessions == [True]
         assert [m.payload for m in inbox.messages] == [
             b"retained",
@@ -505,9 +432,8 @@ def certs(tmp_path: Path) -> Path:
 
 
 async def test_tls(tmp_path: Path, certs: Path) -> None:
-    broker = _Broker(
-        tmp_path / "tls",
-        extra=f"allow_anonymous true\ncertfile {certs}/cert.pem\nkeyfile {certs}/key.pem\n",
+    broker = Mosquitto(
+        tmp_path / "tls", extra=f"certfile {certs}/cert.pem\nkeyfile {certs}/key.pem\n"
     )
     broker.start()
     try:
@@ -517,7 +443,7 @@ async def test_tls(tmp_path: Path, certs: Path) -> None:
         await client.start()
         try:
             await client.publish("tls/x", b"secret", qos=1)
-            await _until(lambda: len(inbox.messages) == 1)
+            await until(lambda: len(inbox.messages) == 1)
             assert inbox.messages[0].payload == b"secret"
         finally:
             await client.stop()

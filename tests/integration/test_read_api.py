@@ -7,7 +7,7 @@ import time
 
 import httpx
 
-from tests.integration.conftest import wait_for
+from tests.support.wait import wait_for
 
 SCOPED = "scoped-key-for-c2-only-0001"
 REGISTRY = """

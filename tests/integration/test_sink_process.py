@@ -17,8 +17,8 @@ import pytest
 
 from gateway.sinks.influx import InfluxSettings
 from gateway.sinks.process import RESTART_BACKOFF_S, STABLE_AFTER_S, SinkProcess
-from tests.integration.influx_servers import InfluxdServer
 from tests.integration.test_influx_sink import Journal, v1
+from tests.support.influx import InfluxdServer
 
 pytestmark = pytest.mark.integration
 

@@ -24,8 +24,8 @@ from firmware_stubs.door import DoorController
 from firmware_stubs.locker import LockerBank
 from firmware_stubs.parking import BarrierGate
 from firmware_stubs.signing import signed
-from tests.integration.conftest import wait_for
-from tests.integration.servers import GatewayProcess, Mosquitto
+from tests.support.servers import GatewayProcess, Mosquitto
+from tests.support.wait import wait_for
 
 JWT_SECRET = "test-resident-jwt-secret-0123456789abcdef"
 SECRETS = {

@@ -13,9 +13,9 @@ import pytest
 
 from gateway.api.deps import SESSION_COOKIE, issue_session
 from gateway.config import load_settings
-from tests.integration.alerting_helpers import config, registry
-from tests.integration.conftest import wait_for
-from tests.unit.webhooks.receiver import Receiver
+from tests.support.community import config, registry
+from tests.support.wait import wait_for
+from tests.support.webhook_receiver import Receiver
 
 SEQ = itertools.count(1)  # (ts, seq) is a message's identity: two events in 1 ms differ
 

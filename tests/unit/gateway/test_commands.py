@@ -373,7 +373,7 @@ async def test_three_residents_hammering_a_gate_lock_nobody_else_out_and_raise_a
     """The door-wide limit is an alert, not a lockout: each hammering resident is limited on
     their own, a fourth resident still opens the gate, and the flood is reported once per
     excess attempt to the fault listeners (the gateway raises ``door_attempts_flood``)."""
-    service, broker, _ = world
+    service, _, _ = world
     faults: list[tuple[str, str]] = []
     service.fault_listeners.append(lambda st, rule, _details: faults.append((st.device, rule)))
     service.per_door = type(service.per_door)(6, 6)  # a small door-wide alert rate for the test

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.rules.harness import Harness
+from tests.support.rules_harness import Harness
 
 DEVICES = [
     {"id": "w-1", "community": "c1", "class": "meter", "expect_every_s": 60},

@@ -6,7 +6,7 @@ import pytest
 
 from gateway.config import ConfigError, load_settings
 from gateway.rules.builtin import build_rules
-from tests.unit.rules.harness import Harness
+from tests.support.rules_harness import Harness
 
 DEVICES = [
     {"id": "w-1", "community": "c1", "class": "meter"},

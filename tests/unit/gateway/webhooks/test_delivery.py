@@ -16,7 +16,7 @@ from gateway.rules.db import transaction
 from gateway.webhooks.delivery import Deliverer, retry_after_s
 from gateway.webhooks.outbox import Outbox
 from gateway.webhooks.signing import Signer
-from tests.unit.webhooks.receiver import SECRET, Receiver
+from tests.support.webhook_receiver import SECRET, Receiver
 
 
 @pytest.fixture

@@ -46,23 +46,28 @@ def need(binary: str, package: str) -> str:
 
 
 class Mosquitto:
-    """A Mosquitto configured like the gateway's embedded one (persistence on)."""
+    """A Mosquitto configured like the gateway's embedded one (persistence on, anonymous),
+    on a free port; ``auth`` replaces ``allow_anonymous true`` (e.g. a password file) and
+    ``extra`` appends lines. ``stop()`` is a clean stop (queues saved), ``kill()`` a crash."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, auth: str = "", extra: str = "") -> None:
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.binary = need("mosquitto", "mosquitto")
-        (self.dir / "mosquitto.conf").write_text(
-            CONFIG_TEMPLATE.format(
-                port=self.port,
-                host="127.0.0.1",
-                data=self.dir,
-                log=self.dir / "mosquitto.log",
-                user=getpass.getuser(),
-            )
+        conf = CONFIG_TEMPLATE.format(
+            port=self.port,
+            host="127.0.0.1",
+            data=self.dir,
+            log=self.dir / "mosquitto.log",
+            user=getpass.getuser(),
         )
+        if auth:
+            conf = conf.replace(
+                "allow_anonymous true\n", auth if auth.endswith("\n") else auth + "\n"
+            )
+        (self.dir / "mosquitto.conf").write_text(conf + extra)
 
     @property
     def url(self) -> str:
@@ -72,16 +77,55 @@ class Mosquitto:
         self.proc = subprocess.Popen(
             [self.binary, "-c", str(self.dir / "mosquitto.conf")],
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
-        wait_port("127.0.0.1", self.port)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read() if self.proc.stderr else b""
+                raise RuntimeError(f"mosquitto exited with {self.proc.returncode}: {err!r}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.02)
+        raise TimeoutError(f"mosquitto did not listen on {self.port}")
 
     def stop(self) -> None:
         """A clean stop: Mosquitto saves its persistent sessions and queues."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
-            self.proc.wait(15)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
         self.proc = None
+
+    def kill(self) -> None:
+        """A crash: SIGKILL, nothing saved since the last autosave."""
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+            self.proc = None
+
+    def pub(self, topic: str, *args: str, stdin: bytes | None = None) -> None:
+        """``mosquitto_pub`` against this broker (an independent client)."""
+        subprocess.run(
+            [
+                need("mosquitto_pub", "mosquitto-clients"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-t",
+                topic,
+                *args,
+            ],
+            input=stdin,
+            check=True,
+            timeout=30,
+        )
 
 
 class GatewayProcess:

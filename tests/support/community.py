@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.unit.webhooks.receiver import SECRET
+from tests.support.webhook_receiver import SECRET
 
 
 def registry(doors: int = 3, extra: str = "") -> str:

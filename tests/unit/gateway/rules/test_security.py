@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.rules.harness import Harness
+from tests.support.rules_harness import Harness
 
 DOORS = [
     {"id": "gate-north", "community": "c1", "class": "access", "expect_every_s": 30},

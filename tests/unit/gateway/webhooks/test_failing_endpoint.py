@@ -10,7 +10,7 @@ from gateway.clock import FakeClock
 from gateway.config import Registry, Settings
 from gateway.rules.service import Alerting
 from gateway.store.journal import Accepted, Store
-from tests.unit.webhooks.receiver import SECRET, Receiver
+from tests.support.webhook_receiver import SECRET, Receiver
 
 
 async def until(predicate, within=20.0):
