@@ -136,6 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--secret-seed", default=DEFAULT_SECRET_SEED, help="seed of the ingest tokens")
     v.add_argument("--rate-scale", type=_positive_float, default=1.0, help="speed of everything")
     v.add_argument(
+        "--credentials",
+        default=None,
+        help="broker accounts (credentials.toml): each ecosystem logs in as adapter-KIND-COMMUNITY",
+    )
+    v.add_argument(
         "--registry-only", action="store_true", help="print the bindings (community file) and exit"
     )
     return parser
@@ -149,6 +154,7 @@ def run_vendors(args: argparse.Namespace) -> int:
         seed=args.secret_seed,
         community=args.community,
         rate=args.rate_scale,
+        credentials=load_credentials(args.credentials) if args.credentials else None,
     )
     if args.registry_only:
         print(world.registry_toml())

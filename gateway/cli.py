@@ -203,6 +203,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 "--secret-seed",
                 DEMO_SEED,
                 f"--rate-scale={sim['rate_scale']}",
+                "--credentials",
+                str(gw.accounts.credentials),
             ],
             stdin=subprocess.DEVNULL,
         )

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from devices import topics
 from gateway.adapters.binding import AdapterDevices, Bindings
-from gateway.adapters.commander import AdapterCommander
+from gateway.adapters.commander import AdapterCommander, ecosystem_accounts
 from gateway.adapters.gaps import EventLogGaps
 from gateway.adapters.pictures import Pictures
 from gateway.adapters.push import PushIngest
@@ -26,7 +26,7 @@ from gateway.adapters.router import TopicRouter, build_router
 from gateway.adapters.table import ADAPTERS
 from gateway.audit import AuditLog
 from gateway.auth import Authenticator
-from gateway.broker_config import Accounts, write_accounts
+from gateway.broker_config import Accounts, Ecosystem, write_accounts
 from gateway.clock import Clock, SystemClock
 from gateway.commands import CommandService
 from gateway.config import Registry, Settings
@@ -112,6 +112,8 @@ class Gateway:
         self.store = Store(s.store.path, now_ms=self.now_ms)
         self.queries = Queries(s.store.path)
         self.audit = AuditLog(s.store.path, now_ms=self.now_ms)
+        # vendor ecosystems: their topics routed to adapters, their devices bound or discovered
+        self.router = adapter_router(s)
         self.broker: Broker
         self.accounts: Accounts | None = None  # the embedded broker's (credentials.toml)
         username, password = s.mqtt.username or None, s.mqtt.password or None
@@ -123,7 +125,14 @@ class Gateway:
             # id so that its session keeps the name it had
             folder = s.data_dir / "broker"
             self.accounts = write_accounts(
-                registry, folder, prefix=s.mqtt.prefix, gateway_user=s.mqtt.client_id
+                registry,
+                folder,
+                prefix=s.mqtt.prefix,
+                gateway_user=s.mqtt.client_id,
+                ecosystems=[  # vendor ecosystems: an account each, on their own topics
+                    Ecosystem(account, topics)
+                    for account, topics in ecosystem_accounts(self.router.routes, registry.devices)
+                ],
             )
             self.broker = EmbeddedBroker(
                 folder,
@@ -137,8 +146,6 @@ class Gateway:
             host, port = s.mqtt.host_port
             self.broker = OperatorBroker(s.mqtt.url, host, port)
         self.sink: Sink = build_sink(s.influxdb, s.store.path)
-        # vendor ecosystems: their topics routed to adapters, their devices bound or discovered
-        self.router = adapter_router(s)
         self.bindings = Bindings(registry.devices)
         self.adapter_devices = AdapterDevices(
             self.store, self.bindings, max_payload_bytes=s.store.max_payload_bytes

@@ -38,6 +38,10 @@ class MqttSide:
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
 
+    def login(self, username: str, password: str) -> None:
+        """The broker account to connect with (before ``start``)."""
+        self.client.username_pw_set(username, password)
+
     def announce(self) -> None:
         """What the device publishes on every (re)connect (its online state)."""
 

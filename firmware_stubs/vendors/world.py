@@ -30,7 +30,15 @@ class Ecosystems:
     """The vendor devices of one community, pushing to the gateway at ``api``."""
 
     def __init__(
-        self, host: str, port: int, api: str, *, seed: str, community: str = "c1", rate: float = 1.0
+        self,
+        host: str,
+        port: int,
+        api: str,
+        *,
+        seed: str,
+        community: str = "c1",
+        rate: float = 1.0,
+        credentials: dict[str, str] | None = None,
     ) -> None:
         self.community, self.seed, self.rate = community, seed, rate
         self.bridge = Zigbee2MqttBridge(port, host)
@@ -39,6 +47,11 @@ class Ecosystems:
         self.chirpstack = ChirpStackApplication(port, host)
         self.tts = TheThingsStackApplication(port, host)
         self.mqtt: list[MqttSide] = [self.bridge, self.plug, self.em, self.chirpstack, self.tts]
+        if credentials is not None:  # a broker with accounts: one per ecosystem, by its kind
+            for kind, stub in zip(KINDS, self.mqtt, strict=True):
+                account = f"adapter-{kind}-{community}"
+                if account in credentials:
+                    stub.login(account, credentials[account])
         ingest = f"{api.rstrip('/')}/api/v1/ingest"
         self.controller = HikvisionController(f"{ingest}/hikvision?token={token(seed, 'hik-gate')}")
         self.anpr = AnprCamera(f"{ingest}/hikvision-anpr?token={token(seed, 'anpr-entry')}")

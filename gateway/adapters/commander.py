@@ -11,6 +11,7 @@ state carrying the plan's reading (journaled like any message) or by the HTTP an
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,8 +21,9 @@ import httpx
 
 from devices.adapters.base import Options
 from devices.adapters.commands import CommandPlan, Target, confirmed_by_answer, plan
-from devices.model import Value
+from devices.model import Rejected, Value
 from gateway import audit as A
+from gateway.adapters.router import Route
 from gateway.config import RegistryDevice
 from gateway.mqtt import MqttError
 from gateway.store.journal import Accepted
@@ -138,3 +140,31 @@ class AdapterCommander:
                 confirms = w.device == item.device.device and m.fields.get(w.field) == w.value
                 if confirms and not w.future.done():
                     w.future.set_result(None)
+
+
+def ecosystem_accounts(
+    routes: Sequence[Route], devices: Sequence[RegistryDevice]
+) -> list[tuple[str, tuple[str, ...]]]:
+    """(broker account, topics) per MQTT ecosystem (``[[adapters]]`` entry): the account is
+    ``adapter-{adapter}-{community}`` (``-2``, ``-3`` for more entries of that adapter in that
+    community); its topics are the adapter's filters and the command topics of its
+    commandable devices (the broker's ACLs let the gateway write those, the ecosystem read
+    them)."""
+    out = []
+    seen: dict[str, int] = {}
+    for route in routes:
+        commands = []
+        for d in devices:
+            if d.adapter == route.name and d.community == route.community and d.commands:
+                target = Target(d.source, d.door or 1, d.device_class != "access", d.isapi_url)
+                action = "unlock" if d.device_class == "access" else "open_barrier"
+                with contextlib.suppress(Rejected):
+                    topic = plan(d.adapter, target, action, {}, route.options).topic
+                    if topic:
+                        commands.append(topic)
+        account = f"adapter-{route.name}-{route.community}"
+        seen[account] = seen.get(account, 0) + 1
+        if seen[account] > 1:
+            account += f"-{seen[account]}"
+        out.append((account, tuple(dict.fromkeys((*route.filters, *commands)))))
+    return out

@@ -17,9 +17,9 @@ import pytest
 
 from tests.support.community import config
 from tests.support.wait import wait_for
+from tests.support.webhook_receiver import Receiver
 from tests.unit.devices.adapters import http_payloads as hp
 from tests.unit.devices.adapters.fixtures import LORAWAN, SHELLY, TASMOTA, Z2M
-from tests.support.webhook_receiver import Receiver
 
 HIK_TOKEN = "9f0c3b8e6d2a41f7b5c8e0d1a2b3c4d5"
 ANPR_TOKEN = "a1" * 16

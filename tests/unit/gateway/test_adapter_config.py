@@ -133,3 +133,53 @@ def test_an_audit_log_of_before_adapter_commands_gains_the_path_column(tmp_path:
         assert row["path"] == "signed"
     finally:
         log.close()
+
+
+def test_each_ecosystem_gets_a_broker_account_on_its_own_topics(tmp_path: Path) -> None:
+    from gateway.adapters.commander import ecosystem_accounts
+    from gateway.broker_config import Ecosystem, write_accounts
+    from gateway.config import Registry
+    from gateway.service import adapter_router
+
+    settings = load_settings(
+        write(
+            tmp_path,
+            "g.toml",
+            '[[adapters]]\nkind = "shelly"\ncommunity = "c1"\n'
+            '[[adapters]]\nkind = "zigbee2mqtt"\ncommunity = "c1"\n'
+            '[[adapters]]\nkind = "zigbee2mqtt"\ncommunity = "c1"\nbase_topic = "z2m-b"\n',
+        ),
+        environ={},
+    )
+    registry = Registry.model_validate(
+        {
+            "devices": [
+                {
+                    "id": "gate",
+                    "community": "c1",
+                    "class": "parking",
+                    "adapter": "shelly",
+                    "source": "shellyplus2pm-gate",
+                    "commands": True,
+                },
+            ]
+        }
+    )
+    accounts = ecosystem_accounts(adapter_router(settings).routes, registry.devices)
+    assert [name for name, _ in accounts] == [
+        "adapter-shelly-c1",
+        "adapter-zigbee2mqtt-c1",
+        "adapter-zigbee2mqtt-c1-2",
+    ]
+    assert "shellyplus2pm-gate/rpc" in accounts[0][1]
+    written = write_accounts(
+        registry, tmp_path / "broker", ecosystems=[Ecosystem(n, t) for n, t in accounts]
+    )
+    acl = written.acl.read_text()
+    gateway_block = acl.split("\n\n")[0]
+    assert "topic readwrite z2m-b/#" in gateway_block
+    assert "topic readwrite shellyplus2pm-gate/rpc" in gateway_block
+    assert "user adapter-zigbee2mqtt-c1-2\ntopic readwrite z2m-b/#\n" in acl
+    assert "adapter-shelly-c1" in written.credentials.read_text()
+    with pytest.raises(ValueError, match="also a device id"):
+        write_accounts(registry, tmp_path / "b2", ecosystems=[Ecosystem("gate", ("x/#",))])
