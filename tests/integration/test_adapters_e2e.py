@@ -166,9 +166,15 @@ def test_zigbee2mqtt_contact_held_open_and_an_unbound_source_discovered(
 
 
 def test_lorawan_tasmota_and_shelly_devices_report_in_the_contracts_units(
-    mosquitto, gateway_factory, publisher
+    mosquitto, gateway_factory, publisher, influxd_v1
 ):
-    gw = gateway_factory(mqtt_url=mosquitto.url, registry=REGISTRY, extra=GATEWAY)
+    influxd_v1.create_database("adapters")
+    gw = gateway_factory(
+        mqtt_url=mosquitto.url,
+        registry=REGISTRY,
+        extra=GATEWAY,
+        influx={"url": influxd_v1.url, "api": "v1", "database": "adapters"},
+    )
     gw.start()
     nps405 = LORAWAN["chirpstack_nps405"]
     # the network server's time of the uplink, now (the journal keeps a sane device time)
@@ -189,6 +195,16 @@ def test_lorawan_tasmota_and_shelly_devices_report_in_the_contracts_units(
     main = latest("b3-main-meter")
     assert (main["energy_kwh"]["value"], main["energy_kwh"]["unit"]) == (814.34585, "kWh")
     assert main["power_l3_w"]["value"] == 228.6
+
+    # the meters' energy reaches InfluxDB in kWh, under the devices' ids
+    def energy(device: str) -> list[Any]:
+        q = f'SELECT last("energy_kwh") FROM "meter" WHERE "device" = \'{device}\''
+        series = influxd_v1.query(q, "adapters")[0].get("series")
+        return [row[1] for row in series[0]["values"]] if series else []
+
+    wait_for(lambda: energy("b3-main-meter"), what="the Pro 3EM's energy in InfluxDB")
+    assert energy("b3-main-meter") == [pytest.approx(814.34585)]
+    assert energy("b3-plug-meter") == [pytest.approx(6.294)]
     # the repeated uplink (same frame counter and server time) is stored once
     rows = [body for device, body in journal_rows(gw.db) if device == "lot-space-7"]
     assert len(rows) == 1
