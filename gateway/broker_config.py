@@ -274,11 +274,14 @@ def write_broker_config(
     listeners: tuple[Listener, ...] = (Listener.parse(DEFAULT_LISTEN),),
     tls: Tls | None = None,
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD,
+    ecosystems: Sequence[Ecosystem] = (),
 ) -> Written:
     """Write ``passwd``, ``acl``, ``credentials.toml`` and ``mosquitto.conf`` into ``out``."""
     if not listeners:
         raise ValueError("at least one listener is needed")
-    accounts = write_accounts(registry, out, prefix=prefix, gateway_user=gateway_user)
+    accounts = write_accounts(
+        registry, out, prefix=prefix, gateway_user=gateway_user, ecosystems=ecosystems
+    )
     conf = conf_text(accounts.folder, listeners, tls=tls, max_payload_bytes=max_payload_bytes)
     (accounts.folder / "mosquitto.conf").write_text(conf, encoding="utf-8")
     return Written(accounts.folder, accounts.accounts, accounts.new_passwords)

@@ -239,6 +239,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
         room.stop()
 
 
+def _ecosystems(config: str, registry: Registry) -> list[Any]:
+    """The broker accounts of the gateway config's ``[[adapters]]`` entries."""
+    from gateway.adapters.commander import ecosystem_accounts
+    from gateway.broker_config import Ecosystem
+    from gateway.service import adapter_router
+
+    routes = adapter_router(load_settings(config)).routes
+    return [
+        Ecosystem(name, topics) for name, topics in ecosystem_accounts(routes, registry.devices)
+    ]
+
+
 def cmd_broker_config(args: argparse.Namespace) -> int:
     from gateway.broker_config import (
         DEFAULT_LISTEN,
@@ -250,6 +262,7 @@ def cmd_broker_config(args: argparse.Namespace) -> int:
 
     registry = load_registry(args.community)
     try:
+        ecosystems = _ecosystems(args.config, registry) if args.config else []
         listeners = tuple(Listener.parse(text) for text in args.listen or [DEFAULT_LISTEN])
         max_payload = (
             DEFAULT_MAX_PAYLOAD if args.max_payload_bytes is None else args.max_payload_bytes
@@ -270,8 +283,9 @@ def cmd_broker_config(args: argparse.Namespace) -> int:
             listeners=listeners,
             tls=tls,
             max_payload_bytes=max_payload,
+            ecosystems=ecosystems,
         )
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, ConfigError) as exc:
         print(f"courtyard: {exc}", file=sys.stderr)
         return 1
     if tls is None and not all(listener.loopback for listener in listeners):
@@ -313,6 +327,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     b.add_argument("--community", required=True, help="the community file (TOML)")
     b.add_argument("--out", required=True, help="folder for passwd, acl, credentials.toml")
+    b.add_argument(
+        "--config",
+        help="the gateway config: an account per [[adapters]] ecosystem on its own topics",
+    )
     b.add_argument("--prefix", default="community", help='topic prefix (default "community")')
     b.add_argument(
         "--gateway-user", default="courtyard", help='the gateway\'s account (default "courtyard")'

@@ -183,3 +183,15 @@ def test_each_ecosystem_gets_a_broker_account_on_its_own_topics(tmp_path: Path) 
     assert "adapter-shelly-c1" in written.credentials.read_text()
     with pytest.raises(ValueError, match="also a device id"):
         write_accounts(registry, tmp_path / "b2", ecosystems=[Ecosystem("gate", ("x/#",))])
+
+
+def test_broker_config_writes_the_ecosystem_accounts_of_a_gateway_config(tmp_path: Path) -> None:
+    from gateway.cli import main
+
+    community = write(tmp_path, "c.toml", '[[communities]]\nid = "c1"\n')
+    config = write(tmp_path, "g.toml", '[[adapters]]\nkind = "tasmota"\ncommunity = "c1"\n')
+    out = tmp_path / "broker"
+    args = ["broker-config", "--community", str(community), "--out", str(out)]
+    assert main([*args, "--config", str(config)]) == 0
+    acl = (out / "acl").read_text()
+    assert "user adapter-tasmota-c1\ntopic readwrite tele/+/+\n" in acl
