@@ -107,7 +107,8 @@ def run_ingest(work: Path, messages: int, rounds: int) -> dict[str, list[float]]
         broker = Mosquitto(rw / "broker")
         broker.start()
         sinks = {
-            name: VictoriaMetricsServer(rw / f"vm-{name}") for name in ("gateway", "diy", "nodered")
+            name: VictoriaMetricsServer(rw / f"vm-{name}")
+            for name in ("gateway", "gateway_normal", "diy", "nodered")
         }
         for vm in sinks.values():
             vm.start()
@@ -120,20 +121,48 @@ def run_ingest(work: Path, messages: int, rounds: int) -> dict[str, list[float]]
             log(f"  mosquitto_sub  {ref:10,.0f} msg/s")
             servers = ingest.Servers(broker, sinks["gateway"])
             idle = ingest.start_cost(rw / "gateway-start", servers)
-            drained = ingest.drain_gateway(rw / "gateway", servers, messages, "bench", idle)
-            gw = drained.rate
-            stored = ingest.stored(sinks["gateway"], messages)
-            if stored != messages:
-                raise SystemExit(f"the gateway stored {stored} of {messages} points")
-            log(f"  gateway        {gw:10,.0f} msg/s (all {stored} points in InfluxDB)")
-            cpu = ", ".join(f"{name} {us:.1f}" for name, us in drained.cpu_us.items())
+            # Each drain also with [store] durability = "normal" (no sync per commit), back to
+            # back with the default, which goes first in even rounds and second in odd ones.
+            normal_servers = ingest.Servers(broker, sinks["gateway_normal"])
+            rates: dict[str, float] = {}
+            cpu = ""
+            for durability in ("full", "normal") if r % 2 == 0 else ("normal", "full"):
+                drained = ingest.drain_gateway(
+                    rw / f"gateway-{durability}",
+                    servers if durability == "full" else normal_servers,
+                    messages,
+                    "bench",
+                    idle,
+                    durability,
+                )
+                vm = sinks["gateway" if durability == "full" else "gateway_normal"]
+                stored = ingest.stored(vm, messages)
+                if stored != messages:
+                    raise SystemExit(f"the gateway ({durability}) stored {stored} of {messages}")
+                rates[durability] = drained.rate
+                if durability == "full":
+                    cpu = ", ".join(f"{name} {us:.1f}" for name, us in drained.cpu_us.items())
+                    for name, us in drained.cpu_us.items():
+                        out.setdefault(f"gateway_cpu_us_{name}", []).append(us)
+            gw = rates["full"]
+            log(f"  gateway        {gw:10,.0f} msg/s (all {messages} points in InfluxDB)")
             log(f"    CPU us per message: {cpu}")
-            for name, us in drained.cpu_us.items():
-                out.setdefault(f"gateway_cpu_us_{name}", []).append(us)
-            journal = ingest.drain_journal_only(rw / "journal-only", servers, messages)
+            log(f"    durability normal {rates['normal']:10,.0f} msg/s")
+            out.setdefault("gateway_normal", []).append(rates["normal"])
+            out.setdefault("durable_ratio_full_to_normal", []).append(gw / rates["normal"])
+            for durability in ("full", "normal") if r % 2 == 0 else ("normal", "full"):
+                rates[durability] = ingest.drain_journal_only(
+                    rw / f"journal-only-{durability}", servers, messages, durability
+                )
+            journal = rates["full"]
             log(f"  journal only   {journal:10,.0f} msg/s (the gateway without InfluxDB)")
+            log(f"    durability normal {rates['normal']:10,.0f} msg/s")
             out.setdefault("gateway_journal_only", []).append(journal)
             out.setdefault("ratio_journal_only_to_mosquitto_sub", []).append(journal / ref)
+            out.setdefault("gateway_journal_only_normal", []).append(rates["normal"])
+            out.setdefault("durable_ratio_journal_only_full_to_normal", []).append(
+                journal / rates["normal"]
+            )
             diy = ingest.drain_diy(broker.port, messages, sinks["diy"].url, "bench")
             diy_stored = ingest.stored(sinks["diy"], messages)
             log(f"  paho+influx    {diy:10,.0f} msg/s ({diy_stored} points stored)")
@@ -189,7 +218,15 @@ def main() -> None:
     }
     figures: dict[str, list[float]] = {}
     for key, values in run_ingest(work, messages, rounds).items():
-        rate = key in ("mosquitto_sub", "gateway", "gateway_journal_only", "diy_paho", "node_red")
+        rate = key in (
+            "mosquitto_sub",
+            "gateway",
+            "gateway_normal",
+            "gateway_journal_only",
+            "gateway_journal_only_normal",
+            "diy_paho",
+            "node_red",
+        )
         figures[f"ingest.{key}_msgs_per_s" if rate else f"ingest.{key}"] = values
     try:  # installed by the ingest run
         from bench import nodered
@@ -203,7 +240,7 @@ def main() -> None:
     for p in sc["points"]:
         figures[f"scale.rss_mib_{p['devices']}"] = [p["rss_bytes"] / 2**20]
         figures[f"scale.startup_s_{p['devices']}"] = [p["startup_s"]]
-    for module in ("ingest_cpu", "steady", "alert_latency", "unlock", "latency"):
+    for module in ("ingest_cpu", "durable", "steady", "alert_latency", "unlock", "latency"):
         figures.update(run_optional(module, lambda m=module: _latency(m, QUICK)))
     results["figures"] = {k: summary(v) for k, v in figures.items()}
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")

@@ -43,6 +43,9 @@ SESSIONS = {
     "diy": "bench-diy",
     "gateway": "courtyard-bench",
     "journal": "courtyard-bench-journal",
+    # the same two drains with ``[store] durability = "normal"``: what syncing every commit costs
+    "gateway_normal": "courtyard-bench-normal",
+    "journal_normal": "courtyard-bench-journal-normal",
 }
 
 
@@ -136,9 +139,14 @@ class GatewayDrain:
 
 
 def gateway_process(
-    workdir: Path, servers: Servers, bucket: str | None, client_id: str
+    workdir: Path,
+    servers: Servers,
+    bucket: str | None,
+    client_id: str,
+    durability: str = "full",
 ) -> GatewayProcess:
-    """``courtyard serve`` on the bench's broker, forwarding to ``bucket`` (None: no InfluxDB)."""
+    """``courtyard serve`` on the bench's broker, forwarding to ``bucket`` (None: no InfluxDB),
+    with ``[store] durability``."""
     influx = {"url": servers.vm.url, "api": "v2", "token": "bench", "org": "bench"}
     gw = GatewayProcess(
         workdir,
@@ -146,16 +154,19 @@ def gateway_process(
         influx=None if bucket is None else {**influx, "bucket": bucket},
     )
     config = gw.dir / "courtyard.toml"
-    config.write_text(
-        config.read_text().replace('client_id = "courtyard-test"', f'client_id = "{client_id}"')
-    )
+    text = config.read_text().replace('client_id = "courtyard-test"', f'client_id = "{client_id}"')
+    store = 'path = "courtyard.db"'
+    config.write_text(text.replace(store, f'{store}\ndurability = "{durability}"'))
     return gw
 
 
-def drain_journal_only(workdir: Path, servers: Servers, messages: int) -> float:
+def drain_journal_only(
+    workdir: Path, servers: Servers, messages: int, durability: str = "full"
+) -> float:
     """The gateway without InfluxDB: messages per second from the first receive until the
     journal holds them all (every one committed and acknowledged)."""
-    gw = gateway_process(workdir, servers, None, SESSIONS["journal"])
+    session = SESSIONS["journal" if durability == "full" else "journal_normal"]
+    gw = gateway_process(workdir, servers, None, session, durability)
 
     def journaled(db: sqlite3.Connection) -> bool:
         (head,) = db.execute("SELECT coalesce(max(id), 0) FROM journal").fetchone()
@@ -180,13 +191,19 @@ def start_cost(workdir: Path, servers: Servers) -> tuple[float, float]:
 
 
 def drain_gateway(
-    workdir: Path, servers: Servers, messages: int, bucket: str, idle: tuple[float, float]
+    workdir: Path,
+    servers: Servers,
+    messages: int,
+    bucket: str,
+    idle: tuple[float, float],
+    durability: str = "full",
 ) -> GatewayDrain:
     """The gateway forwarding to InfluxDB: done once the sink's cursor, saved when InfluxDB
     acknowledged a batch, passes the first ``messages`` journal rows, and ``/metrics``
     agrees. Also the CPU per message of every process of the pipeline, less ``idle`` (what a
     gateway start costs: main process, children)."""
-    gw = gateway_process(workdir, servers, bucket, SESSIONS["gateway"])
+    session = SESSIONS["gateway" if durability == "full" else "gateway_normal"]
+    gw = gateway_process(workdir, servers, bucket, session, durability)
     others = {"broker": servers.broker.proc, "influx": servers.vm}
     before = {name: cpu_seconds(p.pid)[0] for name, p in others.items() if p and p.pid}
 

@@ -127,7 +127,7 @@ async def run(n: int, batch: int, profile: bool, mixed: bool = False) -> dict[st
     spent: Counter[str] = Counter()
     originals = [(cls, name, timed(spent, cls, name)) for cls, name in STAGES]
     try:
-        wall, cpu, commits = await _drive(messages, batch, profile, mixed)
+        wall, cpu, commits = await _drive(messages, batch, profile, mixed=mixed)
     finally:
         for cls, name, inner in originals:
             setattr(cls, name, inner)
@@ -148,14 +148,20 @@ async def run(n: int, batch: int, profile: bool, mixed: bool = False) -> dict[st
 
 
 async def _drive(
-    messages: list[Received], batch: int, profile: bool, mixed: bool
+    messages: list[Received],
+    batch: int,
+    profile: bool,
+    durability: str = "full",
+    mixed: bool = False,
 ) -> tuple[float, float, int]:
+    """(wall seconds, CPU seconds, group commits) to ingest ``messages``, ``batch`` per read,
+    on a fresh store with ``[store] durability`` (and ``[[adapters]]`` for a mixed stream)."""
     n = len(messages)
     with tempfile.TemporaryDirectory(prefix="courtyard-ingest-cpu-") as tmp:
         cfg = Path(tmp) / "courtyard.toml"
         cfg.write_text(
-            f'[store]\npath = "{tmp}/courtyard.db"\n[mqtt]\nurl = "mqtt://127.0.0.1:1"\n'
-            + (ADAPTERS_TOML if mixed else "")
+            f'[store]\npath = "{tmp}/courtyard.db"\ndurability = "{durability}"\n'
+            '[mqtt]\nurl = "mqtt://127.0.0.1:1"\n' + (ADAPTERS_TOML if mixed else "")
         )
         settings, registry = _load(str(cfg))
         gw = Gateway(settings, registry)

@@ -11,7 +11,9 @@ Writes are grouped: :meth:`AuditLog.record` and :meth:`AuditLog.finish` stage a 
 handed out at once), and everything staged during one turn of the event loop is written in
 one transaction right after it. A caller that must not go on before its row is on disk (a
 command about to leave, an answer about to be given) awaits :meth:`AuditLog.flushed`; if
-that write fails it raises, and nothing is sent. Measured with 50 residents unlocking at
+that write fails it raises, and nothing is sent. With ``[store] durability = "full"`` (the
+default) "written" means synced to stable storage: a command never leaves with its pending
+row only in the page cache. Measured with 50 residents unlocking at
 once: two transactions per unlock cost 0.12 ms of the gateway's 0.82 ms per unlock.
 """
 
@@ -27,7 +29,7 @@ from typing import Any
 
 import orjson
 
-from gateway.store.schema import connect
+from gateway.store.schema import Durability, connect
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +102,15 @@ class AuditPage:
 class AuditLog:
     """Append and query audit rows. ``open()`` before use; lives on the event loop."""
 
-    def __init__(self, path: str, *, now_ms: Callable[[], int] | None = None) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        now_ms: Callable[[], int] | None = None,
+        durability: Durability = "full",
+    ) -> None:
         self.path = path
+        self.durability = durability
         self._now_ms = now_ms or (lambda: time.time_ns() // 1_000_000)
         self._conn: sqlite3.Connection | None = None
         self._next_id = 1
@@ -116,7 +125,7 @@ class AuditLog:
         return self._conn
 
     def open(self) -> None:
-        self._conn = connect(self.path)
+        self._conn = connect(self.path, durability=self.durability)
         self._conn.executescript(DDL)
         columns = {row[1] for row in self._conn.execute("PRAGMA table_info(audit)")}
         if "path" not in columns:  # a store written before commands through adapters

@@ -109,9 +109,9 @@ class Gateway:
         self.clock: Clock = clock or SystemClock()
         self.now_ms = self.clock.now_ms
         self.started_ms = self.now_ms()
-        self.store = Store(s.store.path, now_ms=self.now_ms)
+        self.store = Store(s.store.path, now_ms=self.now_ms, durability=s.store.durability)
         self.queries = Queries(s.store.path)
-        self.audit = AuditLog(s.store.path, now_ms=self.now_ms)
+        self.audit = AuditLog(s.store.path, now_ms=self.now_ms, durability=s.store.durability)
         # vendor ecosystems: their topics routed to adapters, their devices bound or discovered
         self.router = adapter_router(s)
         self.broker: Broker

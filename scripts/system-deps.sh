@@ -2,7 +2,8 @@
 # Install the Debian packages Courtyard needs when they are missing.
 #   scripts/system-deps.sh demo   -> mosquitto (the embedded broker)
 #   scripts/system-deps.sh test   -> mosquitto, influxdb, victoria-metrics, chromium (real servers
-#                                    and the browser of the tests)
+#                                    and the browser of the tests), strace (the tests that count
+#                                    the journal's syncs)
 set -euo pipefail
 profile=${1:-demo}
 declare -A need=( [mosquitto]=/usr/sbin/mosquitto [mosquitto-clients]=/usr/bin/mosquitto_sub )
@@ -10,6 +11,7 @@ if [ "$profile" = test ] || [ "$profile" = bench ]; then
   need[influxdb]=/usr/bin/influxd
   need[victoria-metrics]=/usr/bin/victoria-metrics
   need[chromium]=/usr/bin/chromium  # the console's browser tests (tests/e2e)
+  need[strace]=/usr/bin/strace  # syncs counted against commits (tests/integration/test_durable_ack.py)
 fi
 missing=()
 for pkg in "${!need[@]}"; do

@@ -70,6 +70,9 @@ class StoreSettings(Section):
     telemetry_commit_interval_ms: float = Field(default=50, ge=0, le=1000)
     commit_max_messages: int = Field(default=5000, ge=1, le=100_000)
     max_payload_bytes: int = Field(default=65536, ge=256, le=16 * 1024 * 1024)
+    # "full": nothing is acknowledged (PUBACK, ingest 200, a command sent) before its commit is
+    # synced; "normal" is the operator's explicit choice to risk the last commits to a power cut.
+    durability: Literal["full", "normal"] = "full"
 
 
 class InfluxSection(Section):

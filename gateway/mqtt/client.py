@@ -281,6 +281,7 @@ class MqttClient:
         self._log = logger
         self._conn: Connection | None = None
         self._supervisor: asyncio.Task[None] | None = None
+        self._resubscribing: asyncio.Task[None] | None = None
         self._generation = 0
         self._last_packet_id = 0
         self._stopping = False
@@ -309,11 +310,20 @@ class MqttClient:
                 raise ValueError(f"subscription QoS must be 0 or 1 ({topic_filter!r}: {qos})")
         self._stopping = False
         conn = await self._connect(clean_start=self._clean_start)
-        try:
-            await self._subscribe(conn)
-        except BaseException as exc:
-            conn.abort(exc)
-            raise
+        if conn.session_present:
+            # A resumed session already holds our subscriptions, and the broker sends what it
+            # queued for us before it answers a SUBSCRIBE: the SUBACK can wait behind a backlog
+            # of many thousands of messages. Subscribe again (the filters may have changed)
+            # without holding the start up for it.
+            self._resubscribing = asyncio.create_task(
+                self._subscribe_resumed(conn), name=f"mqtt-resubscribe:{self.client_id}"
+            )
+        else:
+            try:
+                await self._subscribe(conn)
+            except BaseException as exc:
+                conn.abort(exc)
+                raise
         self._supervisor = asyncio.create_task(
             self._supervise(conn), name=f"mqtt-supervisor:{self.client_id}"
         )
@@ -321,6 +331,11 @@ class MqttClient:
     async def stop(self) -> None:
         """DISCONNECT (the session and its expiry stay), close, stop the supervisor."""
         self._stopping = True
+        resubscribing, self._resubscribing = self._resubscribing, None
+        if resubscribing is not None and not resubscribing.done():
+            resubscribing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await resubscribing
         task, self._supervisor = self._supervisor, None
         if task is not None:
             task.cancel()
@@ -433,12 +448,23 @@ class MqttClient:
         self._notify(self.on_connect, connack.session_present)
         return conn
 
-    async def _subscribe(self, conn: Connection) -> None:
+    async def _subscribe_resumed(self, conn: Connection) -> None:
+        """SUBSCRIBE on a resumed session, behind its backlog: a rejection is logged (the
+        session's own subscriptions still deliver), any other failure drops the connection
+        so that the supervisor reconnects."""
+        try:
+            await self._subscribe(conn, timeout_s=max(self._connect_timeout, 120.0))
+        except SubscribeRejected as exc:
+            self._log.error("on the resumed session: %s", exc)
+        except MqttError as exc:
+            conn.abort(exc)
+
+    async def _subscribe(self, conn: Connection, timeout_s: float | None = None) -> None:
         if not self.subscriptions:
             return
         subscriptions = self.subscriptions
         try:
-            async with asyncio.timeout(self._connect_timeout):
+            async with asyncio.timeout(timeout_s or self._connect_timeout):
                 # Retain Handling 1: retained messages only for a subscription that is new.
                 suback = await conn.request(
                     lambda packet_id: codec.encode_subscribe(
@@ -446,7 +472,7 @@ class MqttClient:
                     )
                 )
         except TimeoutError as exc:
-            raise MqttTimeout(f"no SUBACK within {self._connect_timeout} s") from exc
+            raise MqttTimeout(f"no SUBACK within {timeout_s or self._connect_timeout} s") from exc
         codes = suback.reason_codes if isinstance(suback, codec.Suback) else ()
         if len(codes) != len(subscriptions):
             raise ProtocolError("SUBACK does not match the SUBSCRIBE")

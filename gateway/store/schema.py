@@ -9,6 +9,15 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Literal
+
+Durability = Literal["full", "normal"]
+"""``full``: a commit returns only once it is on stable storage (SQLite ``synchronous =
+FULL``: the WAL is synced at every commit). ``normal``: the WAL is synced only at checkpoints,
+so a power cut or a kernel crash can take the last commits back (a crash of the process
+cannot). What is acknowledged to a device, the broker or a caller after a commit is only as
+durable as this."""
+_SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL"}
 
 # Message kinds in journal.kind
 TELEMETRY, EVENT, STATUS, ACK = 0, 1, 2, 3
@@ -67,8 +76,12 @@ CREATE TABLE IF NOT EXISTS cursors (
 """
 
 
-def connect(path: str, *, readonly: bool = False) -> sqlite3.Connection:
-    """Open the store with the pragmas every connection needs (WAL, NORMAL sync)."""
+def connect(
+    path: str, *, readonly: bool = False, durability: Durability = "full"
+) -> sqlite3.Connection:
+    """Open the store with the pragmas every connection needs (WAL, no automatic checkpoint)
+    and the ``durability`` of its commits (see :data:`Durability`); a connection that writes
+    nothing anyone is told about may pass ``normal``."""
     if readonly:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
     else:
@@ -76,7 +89,7 @@ def connect(path: str, *, readonly: bool = False) -> sqlite3.Connection:
     conn.execute("PRAGMA busy_timeout = 10000")
     if not readonly:
         conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute(f"PRAGMA synchronous = {_SYNCHRONOUS[durability]}")
         # No checkpoint inside a commit on the event loop (measured: a 150-600 ms stall every
         # few seconds at 5k msg/s): the gateway runs wal_checkpoint() in a thread instead.
         conn.execute("PRAGMA wal_autocheckpoint = 0")

@@ -6,20 +6,10 @@ import json
 import sqlite3
 import time
 
+from tests.support.community import community_file, dev
 from tests.support.wait import wait_for
 
-REGISTRY = """
-[[communities]]
-id = "c1"
-[[devices]]
-id = "m-1"
-community = "c1"
-class = "meter"
-[[devices]]
-id = "gate-north"
-community = "c1"
-class = "access"
-"""
+REGISTRY = community_file(devices=[dev("m-1", cls="meter"), dev("gate-north")])
 
 T = "community/c1/meter/m-1/telemetry"
 E = "community/c1/access/gate-north/event"

@@ -25,27 +25,17 @@ import httpx
 import paho.mqtt.client as mqtt
 import pytest
 
+from tests.support.community import community_file, dev
 from tests.support.servers import REPO, GatewayProcess, Mosquitto
 from tests.support.wait import wait_for
 
 SECRETS = {"door-rule2": "a1" * 32, "door-rule1": "b2" * 32}
-REGISTRY = """
-[[communities]]
-id = "c1"
-
-[[devices]]
-id = "door-rule2"
-community = "c1"
-class = "access"
-secret = "{door-rule2}"
-command_rule = 2
-
-[[devices]]
-id = "door-rule1"
-community = "c1"
-class = "access"
-secret = "{door-rule1}"
-""".replace("{door-rule2}", SECRETS["door-rule2"]).replace("{door-rule1}", SECRETS["door-rule1"])
+REGISTRY = community_file(
+    devices=[
+        dev("door-rule2", secret=SECRETS["door-rule2"], command_rule=2),
+        dev("door-rule1", secret=SECRETS["door-rule1"]),
+    ]
+)
 COMMANDS = """
 [commands]
 timeout_s = 2

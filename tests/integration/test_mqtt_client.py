@@ -416,6 +416,33 @@ async def test_session_survives_stop(broker: Mosquitto) -> None:
         await client.stop()
 
 
+async def test_a_resumed_session_starts_without_waiting_behind_its_backlog(
+    broker: Mosquitto,
+) -> None:
+    """The broker answers a SUBSCRIBE only after what it queued for a resumed session. A
+    gateway that will not read past ``max_unacked`` unacknowledged messages before its commit
+    would wait for that SUBACK for ever (start-up failed with "no SUBACK" behind a backlog)."""
+    inbox = _Inbox()
+    client = _client(broker.port, inbox)
+    await client.start()
+    await client.stop()
+    lines = b"".join(b"%d\n" % i for i in range(2000))
+    broker.pub("c/1/meter/m1/telemetry", "-q", "1", "-l", stdin=lines)  # 2,000 queued
+    client = _client(broker.port, inbox, max_unacked=100, connect_timeout=3)
+    await client.start()  # returns although reading stopped after ~100 unacked messages
+    try:
+        seen = 0
+        while seen < 2000:  # the commit: ack what came, and reading resumes
+            await until(lambda n=seen: len(inbox.messages) > n, timeout=20)
+            fresh = inbox.messages[seen:]
+            seen += len(fresh)
+            client.ack(inbox.batches[-1][1], [m.packet_id for m in fresh])
+        assert [m.payload for m in inbox.messages] == [b"%d" % i for i in range(2000)]
+        assert client.connected and client.reconnects == 0
+    finally:
+        await client.stop()
+
+
 @pytest.fixture
 def certs(tmp_path: Path) -> Path:
     """A self-signed certificate for 127.0.0.1, its own CA."""

@@ -7,32 +7,19 @@ import time
 
 import httpx
 
+from tests.support.community import community_file, dev
 from tests.support.wait import wait_for
 
 SCOPED = "scoped-key-for-c2-only-0001"
-REGISTRY = """
-[[communities]]
-id = "c1"
-[[communities]]
-id = "c2"
-[[buildings]]
-id = "b1"
-community = "c1"
-[[devices]]
-id = "m-1"
-community = "c1"
-class = "meter"
-building = "b1"
-expect_every_s = 60
-[[devices]]
-id = "gate-north"
-community = "c1"
-class = "access"
-[[devices]]
-id = "m-2"
-community = "c2"
-class = "meter"
-"""
+REGISTRY = community_file(
+    communities=["c1", "c2"],
+    buildings={"b1": "c1"},
+    devices=[
+        dev("m-1", cls="meter", building="b1", expect_every_s=60),
+        dev("gate-north"),
+        dev("m-2", "c2", "meter"),
+    ],
+)
 
 
 def test_read_api(mosquitto, gateway_factory, publisher):

@@ -24,6 +24,7 @@ from firmware_stubs.door import DoorController
 from firmware_stubs.locker import LockerBank
 from firmware_stubs.parking import BarrierGate
 from firmware_stubs.signing import signed
+from tests.support.community import community_file, dev
 from tests.support.servers import GatewayProcess, Mosquitto
 from tests.support.wait import wait_for
 
@@ -43,29 +44,21 @@ SECRETS = {
         start=1,
     )
 }
-REGISTRY = """
-[[communities]]
-id = "c1"
-[[communities]]
-id = "c2"
-[[buildings]]
-id = "b3"
-community = "c1"
-[[buildings]]
-id = "b5"
-community = "c1"
-""" + "".join(
-    f'[[devices]]\nid = "{name}"\ncommunity = "{community}"\nclass = "{cls}"\n'
-    f'building = "{building}"\nsecret = "{SECRETS[name]}"\n'
-    for name, community, cls, building in [
-        ("b3-entrance", "c1", "access", "b3"),
-        ("b5-entrance", "c1", "access", "b5"),
-        ("gate-north", "c1", "access", ""),
-        ("c2-gate", "c2", "access", ""),
-        ("b3-ghost", "c1", "access", "b3"),
-        ("barrier-1", "c1", "parking", ""),
-        ("locker-1", "c1", "locker", ""),
-    ]
+REGISTRY = community_file(
+    communities=["c1", "c2"],
+    buildings={"b3": "c1", "b5": "c1"},
+    devices=[
+        dev(name, community, cls, building=building, secret=SECRETS[name])
+        for name, community, cls, building in [
+            ("b3-entrance", "c1", "access", "b3"),
+            ("b5-entrance", "c1", "access", "b5"),
+            ("gate-north", "c1", "access", ""),
+            ("c2-gate", "c2", "access", ""),
+            ("b3-ghost", "c1", "access", "b3"),
+            ("barrier-1", "c1", "parking", ""),
+            ("locker-1", "c1", "locker", ""),
+        ]
+    ],
 )
 COMMANDS = """
 [commands]

@@ -20,31 +20,18 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from gateway.mqtt.broker import free_port
+from tests.support.community import community_file, dev
 from tests.support.servers import REPO, need, wait_port
 from tests.support.wait import wait_for
 
-REGISTRY = """
-[[communities]]
-id = "c1"
-[[buildings]]
-id = "b3"
-community = "c1"
-[[devices]]
-id = "gate-north"
-community = "c1"
-class = "access"
-secret = "00112233445566778899aabbccddeeff"
-[[devices]]
-id = "b3-entrance"
-community = "c1"
-class = "access"
-building = "b3"
-secret = "ffeeddccbbaa99887766554433221100"
-[[devices]]
-id = "m-1"
-community = "c1"
-class = "meter"
-"""
+REGISTRY = community_file(
+    buildings={"b3": "c1"},
+    devices=[
+        dev("gate-north", secret="00112233445566778899aabbccddeeff"),
+        dev("b3-entrance", building="b3", secret="ffeeddccbbaa99887766554433221100"),
+        dev("m-1", cls="meter"),
+    ],
+)
 """Two doors and a meter in one community: four accounts with the gateway's."""
 
 

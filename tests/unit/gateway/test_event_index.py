@@ -22,15 +22,18 @@ def store(tmp_path) -> Iterator[Store]:
     s = Store(str(tmp_path / "c.db"), now_ms=lambda: NOW)
     s.open()
     s.register([("m-1", "c1", "meter", "b1"), ("gate-north", "c1", "access", "")])
-    with s.conn:
-        rows = [(1, NOW + i, i, TELEMETRY, '{"power_w":1.0}') for i in range(20_000)]
-        rows[5_000] = (2, NOW + 5_000, 5_000, EVENT, '{"event":"door_forced"}')
-        rows[15_000] = (2, NOW + 15_000, 15_000, EVENT, '{"event":"door_held_open"}')
-        s.conn.executemany(
-            "INSERT INTO journal (device_id, ts_ms, seq, kind, received_ms, body)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            [(d, ts, seq, kind, ts, body) for d, ts, seq, kind, body in rows],
-        )
+    rows = [(1, NOW + i, i, TELEMETRY, '{"power_w":1.0}') for i in range(20_000)]
+    rows[5_000] = (2, NOW + 5_000, 5_000, EVENT, '{"event":"door_forced"}')
+    rows[15_000] = (2, NOW + 15_000, 15_000, EVENT, '{"event":"door_held_open"}')
+    # One transaction: the connection is in autocommit mode, where each row would be a
+    # commit of its own, synced (``[store] durability = "full"``).
+    s.conn.execute("BEGIN")
+    s.conn.executemany(
+        "INSERT INTO journal (device_id, ts_ms, seq, kind, received_ms, body)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        [(d, ts, seq, kind, ts, body) for d, ts, seq, kind, body in rows],
+    )
+    s.conn.execute("COMMIT")
     yield s
     s.close()
 

@@ -25,13 +25,15 @@ def store(tmp_path) -> Iterator[Store]:
 
 
 def fill(store: Store, received: list[int]) -> None:
-    """One journal row per entry of ``received`` (ids 1, 2, ... in that order)."""
-    with store.conn:
-        store.conn.executemany(
-            "INSERT INTO journal (device_id, ts_ms, seq, kind, received_ms, body)"
-            " VALUES (1, ?, ?, 0, ?, '{\"power_w\":1.0}')",
-            [(ms, i, ms) for i, ms in enumerate(received)],
-        )
+    """One journal row per entry of ``received`` (ids 1, 2, ... in that order), in one
+    transaction (the connection is in autocommit mode: each row would be a synced commit)."""
+    store.conn.execute("BEGIN")
+    store.conn.executemany(
+        "INSERT INTO journal (device_id, ts_ms, seq, kind, received_ms, body)"
+        " VALUES (1, ?, ?, 0, ?, '{\"power_w\":1.0}')",
+        [(ms, i, ms) for i, ms in enumerate(received)],
+    )
+    store.conn.execute("COMMIT")
 
 
 def ids(store: Store, table: str = "journal") -> list[int]:
