@@ -69,9 +69,12 @@ class AttrSpec:
     choices: tuple[str, ...] = ()
     minimum: float | None = None
     maximum: float | None = None
+    nullable: bool = False  # null is a value (e.g. a plate camera that read no plate)
 
     def accepts(self, value: Any) -> bool:
         """Whether ``value`` has this spec's type and lies within its bounds or choices."""
+        if value is None:
+            return self.nullable
         kind = type(value)
         if self.type == "string":
             return kind is str and (not self.choices or value in self.choices)
@@ -187,6 +190,19 @@ def make_profile(
 def battery() -> tuple[FieldSpec, ...]:
     """Battery level in percent."""
     return (FieldSpec("battery_pct", "%"),)
+
+
+def common() -> tuple[FieldSpec, ...]:
+    """Readings any device may report (CONTRACT.md 7.3): battery, temperature, radio, uptime."""
+    return (
+        FieldSpec("battery_pct", "%"),
+        FieldSpec("battery_v", "V"),
+        FieldSpec("temperature_c", "°C"),
+        FieldSpec("rssi_dbm", "dBm"),
+        FieldSpec("snr_db", "dB"),
+        FieldSpec("linkquality", ""),
+        FieldSpec("uptime_s", "s"),
+    )
 
 
 def tamper() -> tuple[EventSpec, ...]:

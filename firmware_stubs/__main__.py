@@ -18,6 +18,7 @@ from firmware_stubs.community import DEFAULT_SECRET_SEED, Community, load_creden
 from firmware_stubs.door import DoorController
 from firmware_stubs.flood import ENGINES, flood
 from firmware_stubs.serial import cli as serial_cli
+from firmware_stubs.vendors.world import Ecosystems
 
 
 def _positive_float(text: str) -> float:
@@ -129,7 +130,42 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--seed", type=int, default=0, help="seed of the readings and duplicates")
     f.add_argument("--quiet", action="store_true", help="no progress on stderr")
     serial_cli.add_parser(sub)  # meter-room: RS-485 buses on ptys
+    v = sub.add_parser("vendors", help="run the devices of other ecosystems until interrupted")
+    _broker_args(v)
+    v.add_argument("--api", required=True, help="the gateway's base URL, for HTTP pushes")
+    v.add_argument("--secret-seed", default=DEFAULT_SECRET_SEED, help="seed of the ingest tokens")
+    v.add_argument("--rate-scale", type=_positive_float, default=1.0, help="speed of everything")
+    v.add_argument(
+        "--credentials",
+        default=None,
+        help="broker accounts (credentials.toml): each ecosystem logs in as adapter-KIND-COMMUNITY",
+    )
+    v.add_argument(
+        "--registry-only", action="store_true", help="print the bindings (community file) and exit"
+    )
     return parser
+
+
+def run_vendors(args: argparse.Namespace) -> int:
+    world = Ecosystems(
+        args.host,
+        args.port,
+        args.api,
+        seed=args.secret_seed,
+        community=args.community,
+        rate=args.rate_scale,
+        credentials=load_credentials(args.credentials) if args.credentials else None,
+    )
+    if args.registry_only:
+        print(world.registry_toml())
+        return 0
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    world.start()
+    stop.wait()
+    world.stop()
+    return 0
 
 
 def run_community(args: argparse.Namespace) -> int:
@@ -254,6 +290,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return serial_cli.run(args)
         if args.command == "door":
             return run_door(args)
+        if args.command == "vendors":
+            return run_vendors(args)
         return run_flood(args)
     except (OSError, ValueError, TimeoutError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -15,6 +15,7 @@ from gateway.api import (
     doors,
     events,
     health,
+    ingest,
     residents,
     stream,
     tickets,
@@ -55,6 +56,7 @@ def create_app(settings: Settings, registry: Registry, gateway: Gateway | None =
     app.include_router(events.router)
     app.include_router(audit.router)
     app.include_router(residents.router)  # revoking residents' tokens
+    app.include_router(ingest.router)  # HTTP push from cameras and controllers
     app.include_router(console.router)  # the web console (dashboards/console)
     app.mount("/console/static", console.static, name="console-static")
     install_docs(app)  # the site root (to the console), /docs and /redoc

@@ -48,7 +48,8 @@ CREATE TABLE IF NOT EXISTS audit (
     command_id     TEXT NOT NULL DEFAULT '',
     outcome        TEXT NOT NULL,
     reason         TEXT NOT NULL DEFAULT '',
-    latency_ms     REAL
+    latency_ms     REAL,
+    path           TEXT NOT NULL DEFAULT 'signed'  -- how a command went: signed, or an adapter
 );
 CREATE INDEX IF NOT EXISTS audit_device ON audit (device, id);
 CREATE INDEX IF NOT EXISTS audit_principal ON audit (principal, id);
@@ -77,7 +78,7 @@ class Outcome(StrEnum):
 
 _COLUMNS = (
     "id, ts_ms, principal, principal_kind, credential, community, device, action, args,"
-    " command_id, outcome, reason, latency_ms"
+    " command_id, outcome, reason, latency_ms, path"
 )
 
 
@@ -115,6 +116,9 @@ class AuditLog:
     def open(self) -> None:
         self._conn = connect(self.path, durability=self.durability)
         self._conn.executescript(DDL)
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(audit)")}
+        if "path" not in columns:  # a store written before commands through adapters
+            self._conn.execute("ALTER TABLE audit ADD COLUMN path TEXT NOT NULL DEFAULT 'signed'")
         (last,) = self._conn.execute("SELECT COALESCE(MAX(id), 0) FROM audit").fetchone()
         self._next_id = int(last) + 1
 
@@ -144,7 +148,7 @@ class AuditLog:
                 try:
                     conn.executemany(
                         f"INSERT INTO audit ({_COLUMNS})"  # noqa: S608 - constant columns
-                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         inserts,
                     )
                     conn.executemany(
@@ -189,6 +193,7 @@ class AuditLog:
         command_id: str = "",
         reason: str = "",
         latency_ms: float | None = None,
+        path: str = "signed",
     ) -> int:
         """Stage one row; returns its id (written at the end of the loop's turn)."""
         row_id = self._next_id
@@ -208,6 +213,7 @@ class AuditLog:
                 outcome,
                 reason[:300],
                 latency_ms,
+                path,
             )
         )
         self._staged()
@@ -284,4 +290,5 @@ def _row(r: tuple[Any, ...]) -> dict[str, Any]:
         "outcome": r[10],
         "reason": r[11],
         "latency_ms": r[12],
+        "path": r[13],
     }

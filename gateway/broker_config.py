@@ -26,6 +26,7 @@ import os
 import secrets
 import tempfile
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,14 +53,34 @@ def device_topic(prefix: str, community: str, device_class: str, device: str, me
     return f"{prefix}/{community}/{device_class}/{device}/{message}"
 
 
-def acl_text(registry: Registry, *, prefix: str, gateway_user: str) -> str:
+@dataclass(frozen=True, slots=True)
+class Ecosystem:
+    """The broker account of one vendor ecosystem (an ``[[adapters]]`` entry: a Zigbee2MQTT
+    bridge, the Shelly devices of a site): its name and the topics its devices publish and
+    read (the adapter's filters and the command topics of its commandable devices). The
+    gateway's account may read and write them too."""
+
+    account: str
+    topics: tuple[str, ...]
+
+
+def acl_text(
+    registry: Registry,
+    *,
+    prefix: str,
+    gateway_user: str,
+    ecosystems: Sequence[Ecosystem] = (),
+) -> str:
     lines = [
         "# Written by courtyard broker-config from the community file; regenerate, do not edit.",
         "# The gateway reads every device topic and is the only account that may publish cmd.",
         f"user {gateway_user}",
         f"topic readwrite {prefix}/#",
+        *(f"topic readwrite {t}" for e in ecosystems for t in e.topics),
         "",
     ]
+    for e in ecosystems:
+        lines += [f"user {e.account}", *(f"topic readwrite {t}" for t in e.topics), ""]
     for d in sorted(registry.devices, key=lambda d: d.id):
         lines.append(f"user {d.id}")
         for message in MESSAGES_OUT:
@@ -212,15 +233,25 @@ def _load_hashes(path: Path) -> dict[str, str]:
 
 
 def write_accounts(
-    registry: Registry, out: Path, *, prefix: str = "community", gateway_user: str = "courtyard"
+    registry: Registry,
+    out: Path,
+    *,
+    prefix: str = "community",
+    gateway_user: str = "courtyard",
+    ecosystems: Sequence[Ecosystem] = (),
 ) -> Accounts:
     """Write ``passwd``, ``acl`` and ``credentials.toml`` into ``out``: an account per device of
-    the registry and one for the gateway; passwords already in ``credentials.toml`` are kept."""
+    the registry, one per ecosystem and one for the gateway; passwords already in
+    ``credentials.toml`` are kept."""
     _private_folder(out)
     out = out.resolve()
     names = [gateway_user, *sorted(d.id for d in registry.devices)]
     if gateway_user in names[1:]:
         raise ValueError(f"the gateway account {gateway_user!r} is also a device id")
+    for e in ecosystems:
+        if e.account in names:
+            raise ValueError(f"the ecosystem account {e.account!r} is also a device id")
+        names.append(e.account)
     if not gateway_user or any(ch in gateway_user for ch in ':"\\\n\r'):
         raise ValueError(f"the gateway account {gateway_user!r} cannot be a broker user name")
     known = _load_credentials(out / "credentials.toml")
@@ -251,7 +282,10 @@ def write_accounts(
             f"{name}:{hashes.get(name) or mosquitto_hash(passwords[name])}\n" for name in names
         ),
     )
-    _write_private(out / "acl", acl_text(registry, prefix=prefix, gateway_user=gateway_user))
+    _write_private(
+        out / "acl",
+        acl_text(registry, prefix=prefix, gateway_user=gateway_user, ecosystems=ecosystems),
+    )
     return Accounts(out, gateway_user, passwords[gateway_user], len(names), new)
 
 
@@ -264,11 +298,14 @@ def write_broker_config(
     listeners: tuple[Listener, ...] = (Listener.parse(DEFAULT_LISTEN),),
     tls: Tls | None = None,
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD,
+    ecosystems: Sequence[Ecosystem] = (),
 ) -> Written:
     """Write ``passwd``, ``acl``, ``credentials.toml`` and ``mosquitto.conf`` into ``out``."""
     if not listeners:
         raise ValueError("at least one listener is needed")
-    accounts = write_accounts(registry, out, prefix=prefix, gateway_user=gateway_user)
+    accounts = write_accounts(
+        registry, out, prefix=prefix, gateway_user=gateway_user, ecosystems=ecosystems
+    )
     conf = conf_text(accounts.folder, listeners, tls=tls, max_payload_bytes=max_payload_bytes)
     _write_private(accounts.folder / "mosquitto.conf", conf)
     return Written(accounts.folder, accounts.accounts, accounts.new_passwords)

@@ -20,6 +20,7 @@ from fastapi import FastAPI
 
 from gateway import decode_cli, logs
 from gateway.config import ConfigError, Registry, Settings, load_registry, load_settings
+from gateway.config.settings import AdapterEntry
 
 log = logging.getLogger("courtyard")
 
@@ -117,6 +118,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from firmware_stubs.community import Community
     from firmware_stubs.serial.room import start_room
+    from firmware_stubs.vendors.world import KINDS, Ecosystems
     from gateway.fieldbus.settings import parse_buses
 
     data = Path(args.data_dir).resolve()
@@ -125,8 +127,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     # a lively community: everything reports 6x faster than real firmware (meters every 10 s)
     sim: dict[str, Any] = dict(gates=2, entrances=4, spaces=40, meters=60, lockers=2, rate_scale=6)
     registry_file = data / "community.toml"
+    # beside the native devices, devices of other ecosystems (Zigbee2MQTT, Tasmota, Shelly,
+    # LoRaWAN servers on MQTT; a Hikvision controller and plate cameras pushing over HTTP)
+    vendors = Ecosystems("127.0.0.1", 1, f"http://{args.listen}", seed=DEMO_SEED)
     registry_file.write_text(
-        Community("127.0.0.1", 1, secret_seed=DEMO_SEED, **sim).registry_toml(), encoding="utf-8"
+        Community("127.0.0.1", 1, secret_seed=DEMO_SEED, **sim).registry_toml()
+        + "\n"
+        + vendors.registry_toml(),
+        encoding="utf-8",
     )
     settings = load_settings(
         None,
@@ -137,6 +145,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
             "COURTYARD_API_LISTEN": args.listen,
             "COURTYARD_AUTH_PLATFORM_KEYS": f'["{key}"]',
         },
+    )
+    settings = settings.model_copy(
+        update={
+            "adapters": [
+                AdapterEntry.model_validate({"kind": kind, "community": "c1"}) for kind in KINDS
+            ]
+        }
     )
     registry = load_registry(settings.community.file)
     # one meter room on RS-485: meters and a lock board answering on pseudo-terminals
@@ -173,6 +188,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
             stdin=subprocess.DEVNULL,
         )
         api = f"http://{args.listen}"
+        ecosystems = subprocess.Popen(  # noqa: ASYNC220 - a long-lived child, stopped below
+            [
+                sys.executable,
+                "-m",
+                "firmware_stubs",
+                "vendors",
+                "--host",
+                host,
+                "--port",
+                port,
+                "--api",
+                api,
+                "--secret-seed",
+                DEMO_SEED,
+                f"--rate-scale={sim['rate_scale']}",
+                "--credentials",
+                str(gw.accounts.credentials),
+            ],
+            stdin=subprocess.DEVNULL,
+        )
         print(
             f"\n  console    {api}/console  (sign in with the platform key)\n"
             f"  API        {api}  (OpenAPI: {api}/docs)\n"
@@ -189,18 +224,31 @@ def cmd_demo(args: argparse.Namespace) -> int:
             if proc.poll() is not None:
                 log.error("the simulated community exited with %s", proc.returncode)
         finally:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    await asyncio.to_thread(proc.wait, 15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+            for child in (proc, ecosystems):
+                if child.poll() is None:
+                    child.terminate()
+                    try:
+                        await asyncio.to_thread(child.wait, 15)
+                    except subprocess.TimeoutExpired:
+                        child.kill()
             print("stopping...", flush=True)
 
     try:
         return 0 if _run(_serve(settings, registry, with_community)) else 1
     finally:
         room.stop()
+
+
+def _ecosystems(config: str, registry: Registry) -> list[Any]:
+    """The broker accounts of the gateway config's ``[[adapters]]`` entries."""
+    from gateway.adapters.commander import ecosystem_accounts
+    from gateway.broker_config import Ecosystem
+    from gateway.service import adapter_router
+
+    routes = adapter_router(load_settings(config)).routes
+    return [
+        Ecosystem(name, topics) for name, topics in ecosystem_accounts(routes, registry.devices)
+    ]
 
 
 def cmd_broker_config(args: argparse.Namespace) -> int:
@@ -214,6 +262,7 @@ def cmd_broker_config(args: argparse.Namespace) -> int:
 
     registry = load_registry(args.community)
     try:
+        ecosystems = _ecosystems(args.config, registry) if args.config else []
         listeners = tuple(Listener.parse(text) for text in args.listen or [DEFAULT_LISTEN])
         max_payload = (
             DEFAULT_MAX_PAYLOAD if args.max_payload_bytes is None else args.max_payload_bytes
@@ -234,8 +283,9 @@ def cmd_broker_config(args: argparse.Namespace) -> int:
             listeners=listeners,
             tls=tls,
             max_payload_bytes=max_payload,
+            ecosystems=ecosystems,
         )
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, ConfigError) as exc:
         print(f"courtyard: {exc}", file=sys.stderr)
         return 1
     if tls is None and not all(listener.loopback for listener in listeners):
@@ -277,6 +327,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     b.add_argument("--community", required=True, help="the community file (TOML)")
     b.add_argument("--out", required=True, help="folder for passwd, acl, credentials.toml")
+    b.add_argument(
+        "--config",
+        help="the gateway config: an account per [[adapters]] ecosystem on its own topics",
+    )
     b.add_argument("--prefix", default="community", help='topic prefix (default "community")')
     b.add_argument(
         "--gateway-user", default="courtyard", help='the gateway\'s account (default "courtyard")'

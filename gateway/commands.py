@@ -31,8 +31,10 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from devices.adapters.commands import CommandPlan
 from devices.model import Rejected
 from devices.profiles import PROFILES
+from gateway.adapters.commander import AdapterCommander
 from gateway.audit import AuditLog, Outcome
 from gateway.auth import Principal, may_operate
 from gateway.command_signing import COMMAND_RULE, build_signed, canonical_json
@@ -172,8 +174,10 @@ class CommandService:
         publisher: Publisher,
         now_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
         monotonic: Callable[[], float] = time.monotonic,
+        adapters: AdapterCommander | None = None,
     ) -> None:
         self.settings = settings
+        self.adapters = adapters  # devices commanded through their adapter (CONTRACT.md 7.4)
         self.prefix = prefix
         self.devices = devices
         self.registry = registry
@@ -315,7 +319,10 @@ class CommandService:
         reg = self.registry.get(device)
         if reg is None or not st.registered:
             return refuse(Outcome.NOT_COMMANDABLE, "discovered device: not in the registry")
-        if not reg.secret:
+        through_adapter = bool(reg.adapter)  # it cannot verify signatures: its own path
+        if through_adapter and (not reg.commands or self.adapters is None):
+            return refuse(Outcome.NOT_COMMANDABLE, f"{reg.adapter} device without commands = true")
+        if not through_adapter and not reg.secret:
             return refuse(Outcome.NOT_COMMANDABLE, "no command secret in the registry")
         profile = PROFILES.get(st.device_class)
         if profile is None:
@@ -334,6 +341,12 @@ class CommandService:
             self._fault(st, "door_attempts_flood", {"per_minute": self.per_door.rate * 60})
         if st.online is not True:
             return refuse(Outcome.OFFLINE, "device offline" if st.online is False else "never seen")
+        if through_adapter and self.adapters is not None:
+            try:
+                command = self.adapters.plan(reg, action, args)
+            except Rejected as exc:
+                return refuse(Outcome.NOT_COMMANDABLE, exc.detail or exc.reason)
+            return await self._send_adapter(row, reg, command, args, started)
         client = self._publisher
         if not client.connected:
             return refuse(Outcome.FAILED, "broker unavailable")
@@ -422,6 +435,38 @@ class CommandService:
             may_execute_until_ms=until,
             command_rule=reg.command_rule,
         )
+
+    async def _send_adapter(
+        self,
+        row: dict[str, Any],
+        reg: RegistryDevice,
+        command: CommandPlan,
+        args: dict[str, Any],
+        started: float,
+    ) -> Result:
+        """A command through the device's adapter: audited with that path before it leaves,
+        confirmed by the device's next state or the HTTP answer within ``timeout_s``."""
+        assert self.adapters is not None
+        row_id = self.audit.record(
+            **{**row, "args": args}, outcome=Outcome.PENDING, path=reg.adapter
+        )
+        await self.audit.flushed()  # nothing leaves before its audit row is on disk
+        outcome, reason = await self.adapters.execute(reg, command, self.settings.timeout_s)
+        latency = round((self._monotonic() - started) * 1000, 2)
+        self.audit.finish(row_id, outcome, reason, latency)
+        self.outcomes[outcome] += 1
+        if outcome == Outcome.OK:
+            self._observe(latency)
+        else:
+            log.info(
+                "command %s to %s through %s: %s %s",
+                row["action"],
+                reg.id,
+                reg.adapter,
+                outcome,
+                reason,
+            )
+        return Result(outcome, reason, "", latency)
 
     def _remember_late(self, cmd_id: str, late: _Late) -> None:
         now = self._now_ms()

@@ -23,7 +23,9 @@ either way.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -31,14 +33,19 @@ from devices import topics
 from devices.decode import decode
 from devices.model import Decoded, Rejected
 from devices.profiles import PROFILES
+from gateway.adapters.binding import AdapterDevices
+from gateway.adapters.router import Route, TopicRouter
 from gateway.clock import Clock, Handle, SystemClock
 from gateway.store.journal import Accepted, DeadLetter, DeviceState, Store, WriteResult
 
 log = logging.getLogger(__name__)
 
 Acker = Callable[[Any, list[int]], None]
-# accepted, dead letters, acks by connection, devices discovered: one group commit
-_Batch = tuple[list[Accepted], list[DeadLetter], dict[Any, list[int]], list[DeviceState]]
+Waiter = asyncio.Future[WriteResult]
+# accepted, dead letters, acks by connection, devices discovered, waiters: one group commit
+_Batch = tuple[
+    list[Accepted], list[DeadLetter], dict[Any, list[int]], list[DeviceState], list[Waiter]
+]
 
 
 class Message(Protocol):
@@ -77,6 +84,8 @@ class Ingest:
         commit_soon_at: int = 1000,
         max_payload_bytes: int = 65536,
         clock: Clock | None = None,
+        router: TopicRouter | None = None,
+        adapter_devices: AdapterDevices | None = None,
     ) -> None:
         self.store = store
         self.prefix = prefix
@@ -96,8 +105,15 @@ class Ingest:
         self._timer: Handle | None = None
         self._due = 0.0  # the timer's deadline on the clock's monotonic time
         self._failing_since: float | None = None
+        self._waiters: list[Waiter] = []
         self.received_total = 0
         self.ignored_total = 0
+        # vendor ecosystems (CONTRACT.md 7): topics routed to their adapter, their devices
+        self.router = router if router is not None and router.routes else None
+        self.adapter_devices = adapter_devices
+        self._native_head = prefix + "/"
+        self.adapter_ignored: Counter[tuple[str, str]] = Counter()
+        """(adapter, reason) -> topics of an ecosystem that carry no device message."""
 
     @property
     def pending(self) -> int:
@@ -113,10 +129,17 @@ class Ingest:
         if acks is None:
             acks = self._acks[token] = []
         urgent = False  # anything but readings: commit soon
+        router = self.router
+        native_head = self._native_head
         for m in messages:
             if m.qos:
                 acks.append(m.packet_id)
             received = m.received_at_ms
+            if router is not None and not m.topic.startswith(native_head):
+                route = router.match(m.topic)
+                if route is not None:
+                    urgent = self._adapted(route, m, received) or urgent
+                    continue
             try:
                 t = topics.parse(m.topic, prefix)
                 if t.message != "telemetry":
@@ -153,6 +176,48 @@ class Ingest:
         else:
             self._arm(self.telemetry_interval_s)
 
+    def _adapted(self, route: Route, m: Message, received: int) -> bool:
+        """One message of an ecosystem: decoded by its adapter, bound, validated, queued for
+        the commit (or dead-lettered with the adapter's name). True if it must commit soon."""
+        adapter = route.adapter
+        payload = m.payload
+        try:
+            if len(payload) > self.max_payload_bytes:
+                raise Rejected("too_large", f"{len(payload)} > {self.max_payload_bytes} bytes")
+            adapted = adapter.decode(m.topic, bytes(payload), route.options)
+            if adapted.ignored:
+                self.adapter_ignored[(adapter.name, adapted.ignored)] += 1
+                return False
+            devices = self.adapter_devices
+            if devices is None:
+                raise Rejected("no_binding", "adapters are not set up")
+            accepted = devices.accept(
+                adapted, route.community, received, default_class=route.device_class
+            )
+        except Rejected as r:
+            self._dead.append(
+                DeadLetter(received, m.topic, r.reason, r.detail, bytes(payload), adapter.name)
+            )
+            return True
+        if not accepted:  # only commands or requests seen on the wire
+            self.adapter_ignored[(adapter.name, "not_device_message")] += 1
+            return False
+        self._accepted.extend(accepted)
+        return any(a.message.kind != "telemetry" for a in accepted)
+
+    def submit(self, accepted: list[Accepted], dead: list[DeadLetter]) -> Waiter:
+        """Queue messages that arrived another way than MQTT (an HTTP push) for the next group
+        commit; the future resolves once they are committed (the HTTP answer waits for it)."""
+        waiter: Waiter = asyncio.get_running_loop().create_future()
+        self._accepted.extend(accepted)
+        self._dead.extend(dead)
+        self._waiters.append(waiter)
+        if self.pending >= self.commit_max:
+            self.flush()
+        else:
+            self._arm(self.commit_interval_s)
+        return waiter
+
     def _arm(self, delay: float) -> None:
         """Commit within ``delay`` seconds (or sooner, if already due sooner)."""
         due = self.clock.monotonic() + delay
@@ -176,10 +241,21 @@ class Ingest:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if not self._accepted and not self._dead and not any(self._acks.values()):
+        if (
+            not self._accepted
+            and not self._dead
+            and not any(self._acks.values())
+            and not self._waiters
+        ):
             return
-        batch = (self._accepted, self._dead, self._acks, self.store.take_discovered())
-        self._accepted, self._dead, self._acks = [], [], {}
+        batch = (
+            self._accepted,
+            self._dead,
+            self._acks,
+            self.store.take_discovered(),
+            self._waiters,
+        )
+        self._accepted, self._dead, self._acks, self._waiters = [], [], {}, []
         try:
             result = self.store.commit(batch[0], batch[1], batch[3])
         except Exception as exc:  # a full disk, a locked file: never ack unwritten data
@@ -188,7 +264,8 @@ class Ingest:
         self._committed(batch, result)
 
     def _failed(self, batch: _Batch, exc: BaseException) -> None:
-        accepted, dead, acks, discovered = batch
+        accepted, dead, acks, discovered, waiters = batch
+        self._waiters[:0] = waiters
         if self._failing_since is None:
             self._failing_since = self.clock.monotonic()
             log.error(
@@ -206,7 +283,7 @@ class Ingest:
         self._timer = self.clock.call_later(1.0, self.flush)
 
     def _committed(self, batch: _Batch, result: WriteResult) -> None:
-        accepted, _, acks, _ = batch
+        accepted, _, acks, _, waiters = batch
         if self._failing_since is not None:
             log.warning(
                 "journal writes recovered after %.1f s",
@@ -217,6 +294,9 @@ class Ingest:
         for token, ids in acks.items():
             if ids:
                 self.acker(token, ids)
+        for waiter in waiters:
+            if not waiter.done():  # its request may have gone (a client that hung up)
+                waiter.set_result(result)
         for listener in self.listeners:
             try:
                 listener(accepted)

@@ -17,9 +17,16 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from devices import topics
+from gateway.adapters.binding import AdapterDevices, Bindings
+from gateway.adapters.commander import AdapterCommander, ecosystem_accounts
+from gateway.adapters.gaps import EventLogGaps
+from gateway.adapters.pictures import Pictures
+from gateway.adapters.push import PushIngest
+from gateway.adapters.router import TopicRouter, build_router
+from gateway.adapters.table import ADAPTERS
 from gateway.audit import AuditLog
 from gateway.auth import Authenticator
-from gateway.broker_config import Accounts, write_accounts
+from gateway.broker_config import Accounts, Ecosystem, write_accounts
 from gateway.clock import Clock, SystemClock
 from gateway.commands import CommandService
 from gateway.config import Registry, Settings
@@ -55,8 +62,22 @@ def _release_startup_memory() -> None:
     gc.freeze()
 
 
+def adapter_router(settings: Settings) -> TopicRouter:
+    """The topic router of the configured MQTT ecosystems (``[[adapters]]``)."""
+    return build_router(
+        ((ADAPTERS[a.kind], a.options, a.community) for a in settings.adapters),
+        native_prefix=settings.mqtt.prefix,
+    )
+
+
 def new_ingest(
-    settings: Settings, store: Store, acker: Acker, clock: Clock | None = None
+    settings: Settings,
+    store: Store,
+    acker: Acker,
+    clock: Clock | None = None,
+    *,
+    router: TopicRouter | None = None,
+    adapter_devices: AdapterDevices | None = None,
 ) -> Ingest:
     """The ingest as the configuration sets it up (also used by ``bench/ingest_cpu.py``)."""
     st = settings.store
@@ -69,6 +90,8 @@ def new_ingest(
         telemetry_interval_s=st.telemetry_commit_interval_ms / 1000,
         max_payload_bytes=st.max_payload_bytes,
         clock=clock,
+        router=router,
+        adapter_devices=adapter_devices,
     )
 
 
@@ -91,6 +114,8 @@ class Gateway:
         self.queries = Queries(s.store.path)
         self.audit = AuditLog(s.store.path, now_ms=self.now_ms, durability=s.store.durability)
         self.revocations = Revocations(s.store.path)  # signed-out sessions, residents
+        # vendor ecosystems: their topics routed to adapters, their devices bound or discovered
+        self.router = adapter_router(s)
         self.broker: Broker
         self.accounts: Accounts | None = None  # the embedded broker's (credentials.toml)
         username, password = s.mqtt.username or None, s.mqtt.password or None
@@ -102,7 +127,14 @@ class Gateway:
             # id so that its session keeps the name it had
             folder = s.data_dir / "broker"
             self.accounts = write_accounts(
-                registry, folder, prefix=s.mqtt.prefix, gateway_user=s.mqtt.client_id
+                registry,
+                folder,
+                prefix=s.mqtt.prefix,
+                gateway_user=s.mqtt.client_id,
+                ecosystems=[  # vendor ecosystems: an account each, on their own topics
+                    Ecosystem(account, topics)
+                    for account, topics in ecosystem_accounts(self.router.routes, registry.devices)
+                ],
             )
             self.broker = EmbeddedBroker(
                 folder,
@@ -116,7 +148,29 @@ class Gateway:
             host, port = s.mqtt.host_port
             self.broker = OperatorBroker(s.mqtt.url, host, port)
         self.sink: Sink = build_sink(s.influxdb, s.store.path)
-        self.ingest: Ingest = new_ingest(s, self.store, self._ack, self.clock)
+        self.bindings = Bindings(registry.devices)
+        self.adapter_devices = AdapterDevices(
+            self.store, self.bindings, max_payload_bytes=s.store.max_payload_bytes
+        )
+        self.ingest: Ingest = new_ingest(
+            s,
+            self.store,
+            self._ack,
+            self.clock,
+            router=self.router,
+            adapter_devices=self.adapter_devices,
+        )
+        self.pictures = Pictures(s.data_dir / "pictures")
+        self.push = PushIngest(
+            ADAPTERS,
+            {(a.kind, a.community): a.options for a in s.adapters},
+            self.bindings,
+            self.adapter_devices,
+            self.ingest,
+            self.pictures,
+            self.now_ms,
+            EventLogGaps(self.adapter_devices, self.ingest, self.now_ms),
+        )
         self.fieldbus = Fieldbus(s.serial, self._publish, s.mqtt.prefix)
         self.client = MqttClient(
             self.broker.host,
@@ -124,7 +178,10 @@ class Gateway:
             s.mqtt.client_id,
             # locker commands for RS-485 lock boards pass through the field bus first
             on_batch=self._on_batch if self.fieldbus.command_topics else self.ingest.on_batch,
-            subscriptions=[(topics.subscription(s.mqtt.prefix), 1)],
+            subscriptions=[
+                (topics.subscription(s.mqtt.prefix), 1),
+                *((f, 1) for f in self.router.filters),
+            ],
             username=username,
             password=password,
             ssl=self._ssl_context(),
@@ -141,6 +198,9 @@ class Gateway:
             [c.id for c in registry.communities],
             revoked_before=self.revocations.resident_revoked_before,
         )
+        self.adapter_commands = AdapterCommander(
+            self.client, {(a.kind, a.community): a.options for a in s.adapters}
+        )
         self.commands = CommandService(
             s.commands,
             prefix=s.mqtt.prefix,
@@ -149,6 +209,7 @@ class Gateway:
             audit=self.audit,
             publisher=self.client,
             now_ms=self.now_ms,
+            adapters=self.adapter_commands,
         )
         self.alerting = Alerting(s, registry, self.store, clock=self.clock)
         self.retention = Retention(
@@ -157,6 +218,7 @@ class Gateway:
         # every commit reaches: command confirmations, the sink, then the rules
         self.ingest.listeners += [
             self.commands.on_commit,
+            self.adapter_commands.on_commit,
             lambda _accepted: self.sink.notify(),
             self.alerting.on_commit,
         ]
@@ -194,6 +256,9 @@ class Gateway:
             asyncio.create_task(self._wal_checkpoints(), name="wal-checkpoint"),
             asyncio.create_task(
                 self._every(RETENTION_EVERY_S, self.retention.run), name="retention"
+            ),
+            asyncio.create_task(
+                self._every(RETENTION_EVERY_S, self._expire_pictures), name="picture-retention"
             ),
         ]
         if self.sink.supervised:
@@ -249,11 +314,18 @@ class Gateway:
             except Exception:  # a task boundary: try again next time
                 log.exception("WAL checkpoint failed")
 
+    async def _expire_pictures(self) -> None:
+        """Pictures go with the journal rows that refer to them (the store's retention)."""
+        days = self.settings.store.retention_days
+        await asyncio.to_thread(self.pictures.expire, self.now_ms() / 1000, days=days)
+
     def _checkpoint(self) -> None:
         self.store.checkpoint_state()
 
     async def stop(self) -> None:
         await self.fieldbus.stop()
+        if self.push.gaps is not None:
+            await self.push.gaps.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

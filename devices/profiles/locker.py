@@ -8,6 +8,7 @@ from devices.profile import (
     EventSpec,
     FieldSpec,
     Profile,
+    common,
     make_profile,
     tamper,
 )
@@ -37,7 +38,7 @@ def open_compartment() -> tuple[CommandSpec, ...]:
 
 PROFILE: Profile = make_profile(
     "locker",
-    fields=(compartments(),),
+    fields=(compartments(), common()),
     events=(parcel_events(), tamper()),
     commands=(open_compartment(),),
 )

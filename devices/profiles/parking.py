@@ -9,6 +9,7 @@ from devices.profile import (
     FieldSpec,
     Profile,
     battery,
+    common,
     make_profile,
     tamper,
 )
@@ -26,11 +27,20 @@ def lot_counter() -> tuple[FieldSpec, ...]:
 
 def lane_events() -> tuple[EventSpec, ...]:
     """Vehicles passing a lane, and barrier faults."""
-    plate = AttrSpec("plate", "string")
+    plate = AttrSpec("plate", "string", nullable=True)  # null: the camera read no plate
     lane = AttrSpec("lane", "id")
+    confidence = AttrSpec("confidence", "number", minimum=0, maximum=100)
+    seen = (
+        plate,
+        lane,
+        confidence,
+        AttrSpec("plate_color", "string"),
+        AttrSpec("direction", "string"),
+        AttrSpec("picture", "string"),  # the URL of the snapshot kept by the gateway
+    )
     return (
-        EventSpec("vehicle_entered", (plate, lane, AttrSpec("confidence", "number"))),
-        EventSpec("vehicle_exited", (plate, lane)),
+        EventSpec("vehicle_entered", seen),
+        EventSpec("vehicle_exited", seen),
         EventSpec("barrier_fault", (lane,)),
     )
 
@@ -42,7 +52,7 @@ def open_barrier() -> tuple[CommandSpec, ...]:
 
 PROFILE: Profile = make_profile(
     "parking",
-    fields=(space_sensor(), lot_counter(), battery()),
+    fields=(space_sensor(), lot_counter(), battery(), common()),
     events=(lane_events(), tamper()),
     commands=(open_barrier(),),
 )

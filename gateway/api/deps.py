@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 
+from gateway.adapters.push import PushIngest
 from gateway.audit import AuditLog
 from gateway.auth import COMMAND, METRICS, READ, WRITE, AuthError, Principal
 from gateway.commands import CommandService
@@ -57,11 +58,16 @@ async def _audit_dep(request: Request) -> AuditLog:
     return get_gateway(request).audit
 
 
+async def _push_dep(request: Request) -> PushIngest:
+    return get_gateway(request).push
+
+
 AlertingDep = Annotated[Alerting, Depends(_alerting_dep)]
 CommandsDep = Annotated[CommandService, Depends(_commands_dep)]
 QueriesDep = Annotated[Queries, Depends(_queries_dep)]
 StoreDep = Annotated[Store, Depends(_store_dep)]
 AuditDep = Annotated[AuditLog, Depends(_audit_dep)]
+PushDep = Annotated[PushIngest, Depends(_push_dep)]
 
 
 def _bearer(request: Request) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query, status
@@ -28,9 +29,18 @@ router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
 NO_DEVICE = "no such device (or outside this key's communities)"
 
 
-def device_view(st: DeviceState, registered: dict[str, Any]) -> dict[str, Any]:
+def device_view(
+    st: DeviceState,
+    registered: dict[str, Any],
+    discovered: Mapping[str, tuple[str, str]] | None = None,
+) -> dict[str, Any]:
     profile = PROFILES.get(st.device_class)
     reg = registered.get(st.device)
+    # a device of an adapter (CONTRACT.md 7.1): its binding, or what discovered it
+    if reg is not None:
+        adapter, source = reg.adapter, reg.source
+    else:
+        adapter, source = (discovered or {}).get(st.device, ("", ""))
     return {
         "id": st.device,
         "community": st.community,
@@ -41,6 +51,8 @@ def device_view(st: DeviceState, registered: dict[str, Any]) -> dict[str, Any]:
         "last_seen": st.last_seen_ms,
         "state_since": st.state_ms,
         "expect_every_s": reg.expect_every_s if reg is not None else None,
+        "adapter": adapter,
+        "source": source,
         "latest": {
             name: {
                 "value": value,
@@ -66,7 +78,7 @@ async def list_devices(
 ) -> Response:
     registered = gateway.registry.by_id()
     items = [
-        device_view(st, registered)
+        device_view(st, registered, gateway.bindings.discovered)
         for st in sorted(gateway.store.devices.values(), key=lambda s: s.device)
         if principal.may_see(st.community)
         and (community is None or st.community == community)
@@ -84,7 +96,7 @@ async def list_devices(
 )
 async def get_device(device_id: str, gateway: GatewayDep, principal: PlatformDep) -> dict[str, Any]:
     st = visible_device(gateway, principal, device_id)
-    return device_view(st, gateway.registry.by_id())
+    return device_view(st, gateway.registry.by_id(), gateway.bindings.discovered)
 
 
 @router.get(

@@ -55,8 +55,20 @@ def render_metrics(gateway: Gateway) -> str:
     metric("courtyard_ingest_pending", "gauge", "Messages decoded and not yet committed")
     _line(out, "courtyard_ingest_pending", ingest.pending)
     metric("courtyard_dead_letters_total", "counter", "Rejected messages by reason")
+    by_adapter = store.adapter_dead_letter_counts
     for reason, count in sorted(store.dead_letter_counts.items()):
-        _line(out, "courtyard_dead_letters_total", count, {"reason": reason})
+        native = count - sum(n for (r, _), n in by_adapter.items() if r == reason)
+        if native > 0 or not any(r == reason for r, _ in by_adapter):
+            _line(out, "courtyard_dead_letters_total", native, {"reason": reason})
+    for (reason, adapter), count in sorted(by_adapter.items()):
+        _line(out, "courtyard_dead_letters_total", count, {"reason": reason, "adapter": adapter})
+    metric(
+        "courtyard_adapter_ignored_total",
+        "counter",
+        "Ecosystem messages that are no device message (bridge logs, heartbeats, echoes)",
+    )
+    for (adapter, why), count in sorted(gateway.ingest.adapter_ignored.items()):
+        _line(out, "courtyard_adapter_ignored_total", count, {"adapter": adapter, "reason": why})
     metric("courtyard_devices", "gauge", "Devices by liveness state")
     states = Counter(
         "online" if st.online else "offline" if st.online is False else "unknown"
@@ -79,6 +91,7 @@ def render_metrics(gateway: Gateway) -> str:
     if gateway.broker.embedded:
         metric("courtyard_broker_restarts_total", "counter", "Embedded broker restarts")
         _line(out, "courtyard_broker_restarts_total", gateway.broker.restarts)
+    out.extend(gateway.push.metrics())
     out.extend(gateway.commands.metrics())
     out.extend(alerting_metrics(gateway.alerting))
     if gateway.fieldbus.schedulers:  # RS-485 buses: state, polls, errors per device

@@ -120,6 +120,10 @@ class Device(Answer):
     device_class: str = Field(alias="class")
     building: str
     registered: bool = Field(description="false: discovered on the wire")
+    adapter: str = Field(
+        description="the vendor ecosystem's adapter (CONTRACT.md 7.1); empty: a native device"
+    )
+    source: str = Field(description="the ecosystem's own identity of the device; empty: native")
     online: bool | None = Field(description="null: never heard")
     last_seen: int | None = Field(description="epoch ms")
     state_since: int | None = Field(description="epoch ms")
@@ -177,6 +181,9 @@ class AuditEntry(Answer):
     outcome: Outcome
     reason: str
     latency_ms: float | None
+    path: str = Field(
+        description="how a command went: `signed`, or the adapter it went through (7.4)"
+    )
 
 
 class AuditPage(Answer):

@@ -9,6 +9,7 @@ import sys
 import tomllib
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import (
     ConfigDict,
@@ -21,6 +22,7 @@ from pydantic import (
 )
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
+from gateway.adapters.table import ADAPTERS, COMMAND_NEEDS
 from gateway.config.base import ConfigError, DeviceClass, Ident, Section, format_error
 
 
@@ -53,6 +55,17 @@ class RegistryDevice:
     # the command rule (CONTRACT.md section 3) the device's firmware implements: 2 never
     # executes past expires_at; it only changes what a timed-out answer says may still happen
     command_rule: int = Field(default=1, ge=1, le=2)
+    # a device that speaks its vendor's format (CONTRACT.md 7.1): the adapter, the
+    # ecosystem's own identity of the device, and for HTTP push the token it authenticates with
+    adapter: str = ""
+    source: str = ""
+    ingest_token: str = Field(default="", repr=False)
+    # commandable through its adapter (7.4), and what that path needs
+    commands: bool = False
+    isapi_url: str = ""
+    username: str = ""
+    password: str = Field(default="", repr=False)
+    door: int | None = Field(default=None, ge=1, le=256)
 
     @field_validator("secret")
     @classmethod
@@ -60,6 +73,49 @@ class RegistryDevice:
         if v and (not re.fullmatch(r"[0-9a-fA-F]{32,}", v) or len(v) % 2):
             raise ValueError("expected a hex string of 32 or more digits (even length)")
         return v
+
+    @field_validator("ingest_token")
+    @classmethod
+    def _token(cls, v: str) -> str:
+        if v and not re.fullmatch(r"[0-9a-fA-F]{32,256}", v):
+            raise ValueError("expected a hex string of 32 or more digits")
+        return v
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, v: str) -> str:
+        if len(v) > 256 or any(ord(c) < 32 for c in v):
+            raise ValueError("expected at most 256 printable characters")
+        return v
+
+    @field_validator("isapi_url")
+    @classmethod
+    def _isapi_url(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if v and (parts.scheme not in ("http", "https") or not parts.hostname):
+            raise ValueError("expected http(s)://HOST[:PORT]")
+        return v.rstrip("/")
+
+    @model_validator(mode="after")
+    def _binding(self) -> RegistryDevice:
+        if not self.adapter:
+            if self.source or self.ingest_token or self.commands:
+                raise ValueError("source, ingest_token and commands need an adapter")
+            return self
+        adapter = ADAPTERS.get(self.adapter)
+        if adapter is None:
+            raise ValueError(
+                f"adapter {self.adapter!r} is unknown (known: {', '.join(sorted(ADAPTERS))})"
+            )
+        if adapter.transport == "http" and not self.ingest_token:
+            raise ValueError(f"adapter {self.adapter!r} pushes over HTTP: it needs ingest_token")
+        if adapter.transport == "mqtt" and not self.source:
+            raise ValueError(f"adapter {self.adapter!r} needs source (the device's identity)")
+        if self.commands:
+            missing = [k for k in COMMAND_NEEDS.get(self.adapter, ()) if not getattr(self, k)]
+            if missing:
+                raise ValueError(f"commands through {self.adapter!r} need {', '.join(missing)}")
+        return self
 
     @field_validator("community", "device_class", "building", "parent")
     @classmethod
@@ -85,11 +141,26 @@ class Registry(Section):
         communities = {c.id for c in self.communities}
         buildings = {b.id for b in self.buildings}
         seen: set[str] = set()
+        sources: dict[tuple[str, str], str] = {}
+        tokens: dict[str, str] = {}
         for i, d in enumerate(self.devices):
             where = f"devices[{i}] ({d.id})"
             if d.id in seen:
                 raise ValueError(f"{where}: duplicate device id")
             seen.add(d.id)
+            if d.source:
+                key = (d.adapter, d.source.casefold())
+                if key in sources:
+                    raise ValueError(
+                        f"{where}: source {d.source!r} of adapter {d.adapter!r} is already"
+                        f" bound to {sources[key]}"
+                    )
+                sources[key] = d.id
+            if d.ingest_token:  # the token picks the device: one device per token
+                token = d.ingest_token.lower()
+                if token in tokens:
+                    raise ValueError(f"{where}: ingest_token is already {tokens[token]}'s")
+                tokens[token] = d.id
             if communities and d.community not in communities:
                 raise ValueError(f"{where}: community {d.community!r} is not in [[communities]]")
             if d.building and d.building not in buildings:

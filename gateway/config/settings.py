@@ -7,10 +7,11 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from pydantic import (
+    ConfigDict,
     Field,
     ValidationError,
     ValidationInfo,
@@ -18,7 +19,14 @@ from pydantic import (
     model_validator,
 )
 
-from gateway.config.base import ENV_PREFIX, ConfigError, Ident, Section, format_error
+from gateway.config.base import (
+    ENV_PREFIX,
+    ConfigError,
+    DeviceClass,
+    Ident,
+    Section,
+    format_error,
+)
 from gateway.fieldbus.settings import SerialBus, check_unique, resolve_map_files
 
 
@@ -283,6 +291,42 @@ class ConsoleSettings(Section):
         return v
 
 
+class AdapterEntry(Section):
+    """An ecosystem the gateway listens to (``[[adapters]]``, CONTRACT.md 7.1): its adapter,
+    the community its unbound devices are recorded in, and the adapter's own options (e.g.
+    ``base_topic``, ``full_topic``, ``topic``) as further keys."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    kind: str
+    community: Ident
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, v: str) -> str:
+        from gateway.adapters.table import ADAPTERS
+
+        if v not in ADAPTERS:
+            raise ValueError(f"unknown adapter (known: {', '.join(sorted(ADAPTERS))})")
+        return v
+
+    @model_validator(mode="after")
+    def _options(self) -> AdapterEntry:
+        for key, value in (self.model_extra or {}).items():
+            if not isinstance(value, str | int | float) or isinstance(value, bool):
+                raise ValueError(f"option {key} = {value!r}: expected a string or a number")
+        device_class = (self.model_extra or {}).get("device_class")
+        if device_class is not None and device_class not in get_args(DeviceClass):
+            raise ValueError(
+                f"device_class = {device_class!r}: expected one of {get_args(DeviceClass)}"
+            )
+        return self
+
+    @property
+    def options(self) -> dict[str, str]:
+        """The adapter's options, as the adapters read them (text)."""
+        return {k: str(v) for k, v in (self.model_extra or {}).items()}
+
+
 class Settings(Section):
     mqtt: MqttSettings = MqttSettings()
     store: StoreSettings = StoreSettings()
@@ -303,10 +347,20 @@ class Settings(Section):
     commands: CommandSettings = CommandSettings()
     serial: list[SerialBus] = []  # RS-485 buses (docs/fieldbus.md)
     console: ConsoleSettings = ConsoleSettings()  # web console accounts (dashboards/README.md)
+    adapters: list[AdapterEntry] = []  # vendor ecosystems (docs/adapters.md)
 
     @model_validator(mode="after")
     def _serial_ids(self) -> Settings:
         check_unique(self.serial)
+        return self
+
+    @model_validator(mode="after")
+    def _adapter_filters(self) -> Settings:
+        from gateway.adapters.router import build_router
+        from gateway.adapters.table import ADAPTERS
+
+        entries = [(ADAPTERS[a.kind], a.options, a.community) for a in self.adapters]
+        build_router(entries, native_prefix=self.mqtt.prefix)  # raises naming the filter
         return self
 
     @property
@@ -320,7 +374,7 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, dict[str, Any]]:
     sections = {
         name
         for name, f in Settings.model_fields.items()
-        if name not in ("webhooks", "serial") and f.annotation is not None
+        if name not in ("webhooks", "serial", "adapters") and f.annotation is not None
     }
     out: dict[str, dict[str, Any]] = {}
     for name, value in environ.items():

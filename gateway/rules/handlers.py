@@ -90,6 +90,11 @@ def _meter_telemetry(e: RuleContext, device: str, f: dict[str, Any], ts_ms: int)
         if prev is not None and value < prev:
             details = {"field": name, "previous": prev, "value": value}
             e.fault(device, "counter_backwards", details, ts_ms)
+    leak = f.get("leak")  # a leak sensor's state (CONTRACT.md 7.3): wet raises leak_detected
+    if leak is True:
+        e.fault(device, "leak_detected", {"field": "leak"}, ts_ms)
+    elif leak is False:
+        e.ok(device, "leak_detected", ts_ms, "leak sensor dry")
     power = f.get("power_w")
     if power is not None:
         r = e.rules["power_over_limit"]

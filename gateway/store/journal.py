@@ -56,6 +56,7 @@ class DeadLetter:
     reason: str
     detail: str
     payload: bytes
+    adapter: str = ""  # the adapter that rejected it (CONTRACT.md 7); "" for native topics
 
 
 @dataclass(slots=True)
@@ -95,6 +96,8 @@ class Store:
         self._lock = threading.Lock()  # one transaction at a time on the connection
         self._next_device_id = 1
         self.dead_letter_counts: Counter[str] = Counter()
+        # the part of dead_letter_counts that adapters rejected, by (reason, adapter); since start
+        self.adapter_dead_letter_counts: Counter[tuple[str, str]] = Counter()
         self.duplicates_total = 0
         self.inserted_total = 0
         self.commits_total = 0
@@ -272,7 +275,7 @@ class Store:
                             d.received_ms,
                             d.topic,
                             d.reason,
-                            d.detail[:500],
+                            (f"[{d.adapter}] {d.detail}" if d.adapter else d.detail)[:500],
                             len(d.payload),
                             d.payload[:HEAD_BYTES],
                         )
@@ -282,6 +285,8 @@ class Store:
             (head,) = conn.execute("SELECT coalesce(max(id), 0) FROM journal").fetchone()
         for d in dead:
             self.dead_letter_counts[d.reason] += 1
+            if d.adapter:
+                self.adapter_dead_letter_counts[(d.reason, d.adapter)] += 1
         self.commits_total += 1
         self.inserted_total += inserted
         self.duplicates_total += len(rows) - inserted

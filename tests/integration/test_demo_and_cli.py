@@ -77,6 +77,19 @@ def test_demo_serves_devices_online_with_growing_readings_and_stops_cleanly(tmp_
             timeout=15,
             what="RS-485 meters online with readings",
         )
+
+        # devices of other ecosystems, bound (Tasmota, Shelly, ...) and discovered (Zigbee2MQTT)
+        def adapter_devices() -> dict[str, dict]:
+            devices = httpx.get(api, headers=headers, timeout=5).json()["devices"]
+            return {d["id"]: d for d in devices if d["adapter"] and d["latest"]}
+
+        wait_for(
+            lambda: {"tasmota-pow1", "shelly-main-meter"} <= set(adapter_devices()),
+            timeout=15,
+            what="Tasmota and Shelly meters with readings",
+        )
+        assert adapter_devices()["tasmota-pow1"]["latest"]["energy_kwh"]["unit"] == "kWh"
+        assert any(not d["registered"] for d in adapter_devices().values())
         assert httpx.get(api, timeout=5).status_code == 401
 
         def energy() -> dict[str, float]:

@@ -154,3 +154,34 @@ def test_command_args_refused(
     with pytest.raises(Rejected) as caught:
         PROFILES[device_class].command_args(action, args)
     assert caught.value.reason == reason
+
+
+def test_adapter_vocabulary_is_accepted_like_native_messages() -> None:
+    """CONTRACT.md 7.3: the additions decode through the same validation as native messages."""
+    from devices.decode import decode
+    from devices.topics import Topic
+
+    now = 1_760_000_000_000
+
+    def event(cls: str, body: bytes) -> dict[str, object]:
+        d = decode(Topic("c1", cls, "d1", "event"), body, now)
+        return {"event": d.event, **d.attrs}
+
+    assert event("access", b'{"event": "door_held_open"}') == {"event": "door_held_open"}
+    assert event("access", b'{"event": "door_unlocked", "method": "fingerprint"}')["method"] == (
+        "fingerprint"
+    )
+    assert event("access", b'{"event": "duress", "person": "1021"}')["person"] == "1021"
+    assert event("access", b'{"event": "other", "major": 5, "minor": 19}')["minor"] == 19
+    plate = event("parking", b'{"event": "vehicle_entered", "plate": null, "direction": "reverse"}')
+    assert plate["plate"] is None
+    t = decode(Topic("c1", "meter", "m1", "telemetry"), b'{"leak": true, "power_l2_w": 12}', now)
+    assert t.fields == {"leak": True, "power_l2_w": 12.0}
+    assert PROFILES["meter"].unit("reactive_power_var") == "var"
+    assert PROFILES["access"].unit("rssi_dbm") == "dBm"
+    with pytest.raises(Rejected):
+        decode(Topic("c1", "meter", "m1", "telemetry"), b'{"leak": "yes"}', now)
+    with pytest.raises(Rejected):
+        decode(
+            Topic("c1", "access", "d1", "event"), b'{"event": "door_unlocked", "method": "x"}', now
+        )

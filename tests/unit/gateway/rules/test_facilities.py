@@ -72,6 +72,16 @@ def test_counter_backwards_power_limit_and_meter_events(h):
     assert h.alerting.alerts.get("e-1", "power_over_limit") is None
 
 
+def test_a_leak_sensor_turning_wet_raises_leak_detected_once_and_dry_clears_it(h):
+    h.send("w-1", "telemetry", leak=False)
+    h.send("w-1", "telemetry", leak=True)
+    h.send("w-1", "telemetry", leak=True)
+    assert rules_raised(h) == [("w-1", "leak_detected")]
+    h.send("w-1", "telemetry", leak=False)
+    h.advance(1)
+    assert h.alerting.alerts.get("w-1", "leak_detected") is None
+
+
 def test_parking_overstay_lot_nearly_full_and_barrier_fault(h):
     h.send("p-1", "telemetry", occupied=True)
     h.advance(24 * 3600 - 1)
