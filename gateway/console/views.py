@@ -130,6 +130,9 @@ def recent_events(gateway: Gateway, ids: list[int], now: int, n: int = 50) -> li
     return list(reversed(last))
 
 
+PLATE_EVENTS = ("vehicle_entered", "vehicle_exited")
+
+
 def parking(gateway: Gateway, principal: Principal) -> dict[str, Any]:
     now = gateway.now_ms()
     lots = []
@@ -171,11 +174,26 @@ def parking(gateway: Gateway, principal: Principal) -> dict[str, Any]:
         if latest(s, "occupied")
     ]
     overstays = [x for x in open_alerts(gateway, principal) if x["rule"] == "parking_overstay"]
+    cameras = [st.id for st in devices(gateway, principal, "parking")]
+    plates = [
+        {
+            "time": iso(e["ts"]),
+            "camera": e["device"],
+            "direction": "in" if e["event"] == "vehicle_entered" else "out",
+            "plate": e["attrs"].get("plate") or "(no plate read)",
+            "color": e["attrs"].get("plate_color", ""),
+            "lane": e["attrs"].get("lane", ""),
+            "picture": e["attrs"].get("picture", ""),
+        }
+        for e in recent_events(gateway, cameras, now)
+        if e["event"] in PLATE_EVENTS
+    ]
     return {
         "lots": lots,
         "vehicles_in": vehicles_in,
         "spaces": len(sensors),
         "overstays": overstays,
+        "plates": plates,
     }
 
 

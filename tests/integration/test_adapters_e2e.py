@@ -271,6 +271,11 @@ def test_http_pushes_reach_the_journal_rules_and_events(mosquitto, gateway_facto
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     assert b"JFIF" not in Path(gw.db).read_bytes()  # never inside the journal row
+    # and on the console's parking page, as a guard sees them
+    signed_in = httpx.post(f"{gw.api}/console/login", data={"key": gw.key})
+    jar = {"courtyard_session": signed_in.cookies["courtyard_session"]}
+    page = httpx.get(f"{gw.api}/console/parking", cookies=jar).text
+    assert "KH35192" in page and "粤FQK883" in page and anpr["picture"] in page
 
 
 def test_refused_pushes_journal_nothing(mosquitto, gateway_factory):
