@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Query, status
 from starlette.responses import Response
 
-from gateway.api.deps import GatewayDep, PlatformDep
+from gateway.api.deps import AuditDep, PlatformDep
 from gateway.api.models import (
     BAD_PARAMETER,
     PLATFORM_ONLY,
@@ -27,7 +27,7 @@ OUTCOMES = sorted(Outcome)
     responses=errors(e400=BAD_PARAMETER, e401=UNAUTHORIZED, e403=PLATFORM_ONLY),
 )
 async def list_audit(
-    gateway: GatewayDep,
+    audit: AuditDep,
     principal: PlatformDep,
     device: str | None = None,
     who: str | None = Query(None, alias="principal"),
@@ -43,7 +43,7 @@ async def list_audit(
     try:
         since_ms = parse_time(since, "since") if since else None
         until_ms = parse_time(until, "until") if until else None
-        page = gateway.audit.query(
+        page = audit.query(
             communities=principal.communities,
             device=device,
             principal=who,

@@ -277,9 +277,9 @@ def platform_or_session(request: Request, gateway: GatewayDep) -> Principal:
 PlatformOrSessionDep = Annotated[Principal, Depends(platform_or_session)]
 
 
-def visible_device(gateway: Gateway, principal: Principal, device: str) -> DeviceState:
+def visible_device(store: Store, principal: Principal, device: str) -> DeviceState:
     """The device, if it exists and the caller may see it; 404 otherwise (no existence leak)."""
-    st = gateway.store.devices.get(device)
+    st = store.devices.get(device)
     if st is None or not principal.may_see(st.community):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no device {device!r}")
     return st

@@ -95,7 +95,7 @@ async def list_devices(
     responses=errors(e401=UNAUTHORIZED, e403=PLATFORM_ONLY, e404=NO_DEVICE),
 )
 async def get_device(device_id: str, gateway: GatewayDep, principal: PlatformDep) -> dict[str, Any]:
-    st = visible_device(gateway, principal, device_id)
+    st = visible_device(gateway.store, principal, device_id)
     return device_view(st, gateway.registry.by_id(), gateway.bindings.discovered)
 
 
@@ -120,7 +120,7 @@ async def readings(
     limit: int = 10_000,
     cursor: str | None = None,
 ) -> Response:
-    st = visible_device(gateway, principal, device_id)
+    st = visible_device(gateway.store, principal, device_id)
     if not field:
         known = ", ".join(sorted(st.latest)) or "none yet"
         raise HTTPException(

@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, status
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from gateway.api.deps import GatewayDep, PlatformDep, visible_device
+from gateway.api.deps import PlatformDep, QueriesDep, StoreDep, visible_device
 from gateway.api.models import (
     BAD_PARAMETER,
     PLATFORM_ONLY,
@@ -33,7 +33,8 @@ router = APIRouter(prefix="/api/v1/events", tags=["events"])
     ),
 )
 async def list_events(
-    gateway: GatewayDep,
+    store: StoreDep,
+    queries: QueriesDep,
     principal: PlatformDep,
     device: str | None = None,
     since: str | None = None,
@@ -42,16 +43,16 @@ async def list_events(
     cursor: str | None = None,
 ) -> Response:
     if device is not None:
-        ids: list[int] | None = [visible_device(gateway, principal, device).id]
+        ids: list[int] | None = [visible_device(store, principal, device).id]
     elif principal.communities is not None:
-        ids = [st.id for st in gateway.store.devices.values() if principal.may_see(st.community)]
+        ids = [st.id for st in store.devices.values() if principal.may_see(st.community)]
     else:
         ids = None
     try:
         until_ms = parse_time(until, "until") if until else int(time.time() * 1000) + 300_000
         since_ms = parse_time(since, "since") if since else 0
         page = await run_in_threadpool(
-            gateway.queries.events,
+            queries.events,
             ids,
             since=since_ms,
             until=until_ms,
