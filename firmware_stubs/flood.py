@@ -539,6 +539,7 @@ def _run(
 
     for d, topic, payload, _dup in plan.messages_iter():
         c = conns[d % n_conns]
+        waiting_since = time.monotonic()
         while c.pending >= inflight or not c.connected:
             if isinstance(c, _RawConn):
                 check_failed()
@@ -546,6 +547,8 @@ def _run(
             now = time.monotonic()
             if now >= next_report:
                 report(now)
+            if now - waiting_since > timeout_s:  # a broker gone for good: give up, loudly
+                raise TimeoutError(f"no progress for {timeout_s:g} s ({published} published)")
         if rate > 0:
             due = t0 + published / rate
             while (now := time.monotonic()) < due:

@@ -86,7 +86,8 @@ def test_influxdb_outage_under_load_loses_nothing(mosquitto, gateway_factory, tm
         total = 40_000
         rate = total / (OUTAGE_S + 10)
         done: dict[str, Any] = {}
-        load = threading.Thread(
+        load = threading.Thread(  # a daemon: a failed test must not keep pytest alive
+            daemon=True,
             target=lambda: done.update(
                 flood(
                     "127.0.0.1",
@@ -97,7 +98,7 @@ def test_influxdb_outage_under_load_loses_nothing(mosquitto, gateway_factory, tm
                     engine="raw",
                     timeout_s=OUTAGE_S + 120,
                 )
-            )
+            ),
         )
         load.start()
         time.sleep(3)
@@ -133,7 +134,8 @@ def test_broker_restart_and_gateway_kill9_under_load(mosquitto, gateway_factory)
     gw.start()
     total = 60_000
     done: dict[str, Any] = {}
-    load = threading.Thread(
+    load = threading.Thread(  # a daemon: a failed test must not keep pytest alive
+        daemon=True,
         target=lambda: done.update(
             flood(
                 "127.0.0.1",
@@ -145,7 +147,7 @@ def test_broker_restart_and_gateway_kill9_under_load(mosquitto, gateway_factory)
                 engine="paho",
                 timeout_s=120,
             )
-        )
+        ),
     )
     load.start()
     time.sleep(3)
