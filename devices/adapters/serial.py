@@ -70,27 +70,8 @@ def _dlt645(_topic: str, payload: bytes, _options: Options) -> Adapted:
 # CJ/T 188-2004
 
 
-def _cjt188_body(buf: bytes) -> bytes:
-    """The frame after its FE preamble, with start, length, checksum and end checked."""
-    raw = buf.lstrip(b"\xfe")
-    if len(raw) < 13:
-        raise ShortFrame(f"{len(raw)} bytes, a frame has at least 13")
-    if raw[0] != 0x68:
-        raise MalformedFrame("no 68 start byte")
-    size = raw[10]
-    if len(raw) < 13 + size:
-        raise ShortFrame(f"{len(raw)} bytes of {13 + size}")
-    if len(raw) > 13 + size:
-        raise MalformedFrame(f"{len(raw) - 13 - size} extra bytes")
-    if sum(raw[: 11 + size]) & 0xFF != raw[11 + size]:
-        raise BadChecksum(f"CS {raw[11 + size]:02x}")
-    if raw[12 + size] != 0x16:
-        raise MalformedFrame(f"end byte {raw[12 + size]:02x}, not 16")
-    return raw
-
-
 def _cjt188(_topic: str, payload: bytes, _options: Options) -> Adapted:
-    raw = _cjt188_body(payload)
+    raw = cjt188.frame(payload)
     meter_type, address, control = raw[1], raw[2:9][::-1].hex(), raw[9]
     if control == cjt188.READ:
         data = raw[11 : 11 + raw[10]]

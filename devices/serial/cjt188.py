@@ -68,11 +68,9 @@ def _bcd(raw: bytes) -> int:
     return int(text)
 
 
-def decode_reply(buf: bytes, meter_type: int, address: str) -> Reading:
-    i = 0
-    while i < len(buf) and buf[i] == 0xFE:
-        i += 1
-    raw = buf[i:]
+def frame(buf: bytes) -> bytes:
+    """The frame after its FE preamble, with its start, length, checksum and end checked."""
+    raw = buf.lstrip(b"\xfe")
     if len(raw) < 13:
         raise ShortFrame(f"{len(raw)} bytes, a frame has at least 13")
     if raw[0] != 0x68:
@@ -86,6 +84,12 @@ def decode_reply(buf: bytes, meter_type: int, address: str) -> Reading:
         raise BadChecksum(f"CS {raw[11 + size]:02x}, computed {sum(raw[: 11 + size]) & 0xFF:02x}")
     if raw[12 + size] != 0x16:
         raise MalformedFrame(f"end byte {raw[12 + size]:02x}, not 16")
+    return raw
+
+
+def decode_reply(buf: bytes, meter_type: int, address: str) -> Reading:
+    raw = frame(buf)
+    size = raw[10]
     if raw[2:9] != encode_address(address) and address.lower() != "a" * 14:
         raise WrongAddress(f"reply from {raw[2:9][::-1].hex()}, asked {address}")
     if meter_type not in (raw[1], 0xAA):

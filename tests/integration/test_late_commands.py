@@ -10,24 +10,22 @@ the audit row into ``late_ok``, records a security event and raises ``command_la
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
-import paho.mqtt.client as mqtt
 import pytest
 
 from tests.support.community import community_file, dev
 from tests.support.servers import REPO, GatewayProcess, Mosquitto
 from tests.support.wait import wait_for
+from tests.support.wire import Recorder
 
 SECRETS = {"door-rule2": "a1" * 32, "door-rule1": "b2" * 32}
 REGISTRY = community_file(
@@ -41,34 +39,6 @@ COMMANDS = """
 timeout_s = 2
 validity_s = 2
 """
-
-
-class Wire:
-    """Everything on the broker: the doors' acks and events, seen independently."""
-
-    def __init__(self, port: int) -> None:
-        self.messages: list[tuple[str, bytes]] = []
-        self._lock = threading.Lock()
-        self.client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id="test-wire", protocol=mqtt.MQTTv311
-        )
-        self.client.on_message = self._on_message
-        self.client.connect("127.0.0.1", port)
-        self.client.subscribe("community/#", qos=1)
-        self.client.loop_start()
-
-    def _on_message(self, client: Any, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        with self._lock:
-            self.messages.append((msg.topic, msg.payload))
-
-    def on(self, device: str, message: str) -> list[dict[str, Any]]:
-        with self._lock:
-            items = list(self.messages)
-        return [json.loads(p) for t, p in items if t.endswith(f"/{device}/{message}") and p]
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
 
 
 def start_door(port: int, door: str, rule: int) -> subprocess.Popen[bytes]:
@@ -98,10 +68,10 @@ def start_door(port: int, door: str, rule: int) -> subprocess.Popen[bytes]:
 @pytest.fixture
 def doors(
     mosquitto: Mosquitto, gateway_factory: Callable[..., GatewayProcess]
-) -> Iterator[tuple[GatewayProcess, Wire, dict[str, subprocess.Popen[bytes]]]]:
+) -> Iterator[tuple[GatewayProcess, Recorder, dict[str, subprocess.Popen[bytes]]]]:
     gw = gateway_factory(mqtt_url=mosquitto.url, registry=REGISTRY, extra=COMMANDS)
     gw.start()
-    wire = Wire(mosquitto.port)
+    wire = Recorder(mosquitto.port, client_id="test-wire")
     procs = {
         "door-rule2": start_door(mosquitto.port, "door-rule2", 2),
         "door-rule1": start_door(mosquitto.port, "door-rule1", 1),
@@ -127,7 +97,7 @@ def doors(
 
 
 def test_a_stalled_door_never_opens_after_the_504_and_old_firmware_is_audited_late_ok(
-    doors: tuple[GatewayProcess, Wire, dict[str, subprocess.Popen[bytes]]],
+    doors: tuple[GatewayProcess, Recorder, dict[str, subprocess.Popen[bytes]]],
 ) -> None:
     gw, wire, procs = doors
     for proc in procs.values():

@@ -7,7 +7,6 @@ gateway's commands off the broker and replays, tampers and back-dates them like 
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -16,7 +15,6 @@ from typing import Any
 
 import httpx
 import jwt
-import paho.mqtt.client as mqtt
 import pytest
 
 from firmware_stubs.device import SimDevice
@@ -27,6 +25,7 @@ from firmware_stubs.signing import signed
 from tests.support.community import community_file, dev
 from tests.support.servers import GatewayProcess, Mosquitto
 from tests.support.wait import wait_for
+from tests.support.wire import Recorder
 
 JWT_SECRET = "test-resident-jwt-secret-0123456789abcdef"
 JWT_CLAIMS_CONFIG = 'jwt_audience = "courtyard-test"\njwt_issuer = "residents-test"\n'
@@ -83,40 +82,6 @@ def resident(sub: str = "r-42", building: str = "b3", community: str = "c1", **k
         **kw,
     }
     return jwt.encode(claims, JWT_SECRET, algorithm="HS256")
-
-
-class Recorder:
-    """Everything on the broker, as a second pair of eyes (and the attacker's capture)."""
-
-    def __init__(self, port: int) -> None:
-        self.messages: list[tuple[str, bytes]] = []
-        self._lock = threading.Lock()
-        self.client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id="test-recorder", protocol=mqtt.MQTTv311
-        )
-        self.client.on_message = self._on_message
-        self.client.connect("127.0.0.1", port)
-        self.client.subscribe("community/#", qos=1)
-        self.client.loop_start()
-
-    def _on_message(self, client: Any, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        with self._lock:
-            self.messages.append((msg.topic, msg.payload))
-
-    def on(self, device: str, message: str) -> list[dict[str, Any]]:
-        with self._lock:
-            items = list(self.messages)
-        return [json.loads(p) for t, p in items if t.endswith(f"/{device}/{message}") and p]
-
-    def events(self, device: str, name: str) -> list[dict[str, Any]]:
-        return [e for e in self.on(device, "event") if e.get("event") == name]
-
-    def publish(self, topic: str, payload: bytes) -> None:
-        self.client.publish(topic, payload, qos=1).wait_for_publish(5)
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
 
 
 @dataclass
