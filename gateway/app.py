@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 
 from gateway.api import (
     alerts,
@@ -21,6 +22,7 @@ from gateway.api import (
     tickets,
 )
 from gateway.api.docs import install as install_docs
+from gateway.api.errors import validation_error
 from gateway.api.headers import ConsoleHeaders
 from gateway.config import Registry, Settings
 from gateway.service import Gateway
@@ -47,6 +49,7 @@ def create_app(settings: Settings, registry: Registry, gateway: Gateway | None =
         docs_url=None,  # install_docs serves them from the package, not from a CDN
         redoc_url=None,
     )
+    app.add_exception_handler(RequestValidationError, validation_error)
     app.include_router(doors.router)  # the order routes are matched in
     app.include_router(health.router)
     app.include_router(alerts.router)

@@ -260,7 +260,7 @@ class AuditLog:
             where.append("ts_ms < ?")
             params.append(until_ms)
         if cursor:
-            if not cursor.isdigit():
+            if not cursor.isdigit() or len(cursor) > 19 or int(cursor) > 2**63 - 1:
                 raise ValueError("bad cursor")
             where.append("id < ?")
             params.append(int(cursor))

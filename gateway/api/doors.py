@@ -23,7 +23,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gateway.api.deps import AnyPrincipalDep, CommandsDep, PlatformDep
 from gateway.api.models import (
@@ -64,6 +64,17 @@ class CommandBody(BaseModel):
 
     action: str = Field(min_length=1, max_length=64)
     args: dict[str, Any] = {}
+
+    @field_validator("args")
+    @classmethod
+    def _storable(cls, args: dict[str, Any]) -> dict[str, Any]:
+        """Arguments are signed and audited as JSON: no number JSON or SQLite cannot hold."""
+        for key, value in args.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"args.{key}: not a finite number")
+            if isinstance(value, int) and not -(2**63) <= value < 2**63:
+                raise ValueError(f"args.{key}: out of range")
+        return args
 
 
 def _refused(description: str) -> dict[str, Any]:

@@ -21,25 +21,47 @@ _DURATION = re.compile(r"^(\d+)(ms|s|m|h|d)$")
 _UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 _FIELD = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 MAX_LIMIT = 100_000
+TIME_RANGE_MS = (-62_135_596_800_000, 253_402_300_799_999)
+"""Epoch milliseconds of years 1 to 9999: what a time parameter may be (SQLite's integers
+end at 2**63, and Python's datetime at year 9999)."""
+MAX_DURATION_MS = 100 * 365 * 86_400_000
+MAX_ID = 2**63 - 1
+
+
+def parse_id(text: str, name: str) -> int:
+    """A row id or position in a cursor: digits, within SQLite's integers."""
+    if not text.isdigit() or len(text) > 19 or int(text) > MAX_ID:
+        raise QueryError(f"{name}={text[:40]!r} is not a cursor of this query")
+    return int(text)
 
 
 class QueryError(ValueError):
     """A bad query parameter; the API answers 400 with this message."""
 
 
+def _signed(text: str) -> int:
+    """One signed part of a readings cursor (``ts:seq``; a missing seq is stored as -1)."""
+    return parse_id(text[1:], "cursor") * -1 if text.startswith("-") else parse_id(text, "cursor")
+
+
 def parse_duration(text: str) -> int:
     """``10s``, ``5m``, ``1h``, ``1d``, ``500ms`` -> milliseconds."""
     m = _DURATION.match(text.strip())
-    if not m or int(m.group(1)) == 0:
-        raise QueryError(f"every={text!r}: expected a duration such as 10s, 5m, 1h or 1d")
-    return int(m.group(1)) * _UNITS_MS[m.group(2)]
+    if not m or int(m.group(1)) == 0 or len(m.group(1)) > 15:
+        raise QueryError(f"every={text[:40]!r}: expected a duration such as 10s, 5m, 1h or 1d")
+    ms = int(m.group(1)) * _UNITS_MS[m.group(2)]
+    if ms > MAX_DURATION_MS:
+        raise QueryError(f"every={text[:40]!r}: at most 100 years")
+    return ms
 
 
 def parse_time(text: str, name: str) -> int:
     """ISO-8601 with an offset, or epoch milliseconds -> epoch milliseconds."""
     t = text.strip()
-    if re.fullmatch(r"-?\d+", t):
+    if re.fullmatch(r"-?\d{1,20}", t) and TIME_RANGE_MS[0] <= int(t) <= TIME_RANGE_MS[1]:
         return int(t)
+    if re.fullmatch(r"-?\d+", t):
+        raise QueryError(f"{name}={text[:40]!r}: epoch milliseconds of years 1 to 9999")
     try:
         dt = datetime.fromisoformat(t.replace("Z", "+00:00"))
     except ValueError:
@@ -93,11 +115,8 @@ class Queries:
         path = f"$.{field}"
         after_ts, after_seq = since - 1, 2**62
         if cursor:
-            try:
-                a, _, b = cursor.partition(":")
-                after_ts, after_seq = int(a), int(b)
-            except ValueError:
-                raise QueryError(f"cursor={cursor!r} is not a cursor of this query") from None
+            a, _, b = cursor.partition(":")
+            after_ts, after_seq = _signed(a), _signed(b)
         with self._lock:
             conn = self._c()
             if every_ms is None:
@@ -168,9 +187,7 @@ class Queries:
             raise QueryError(f"limit={limit}: expected 1 to {MAX_LIMIT}")
         after = 0
         if cursor:
-            if not cursor.isdigit():
-                raise QueryError(f"cursor={cursor!r} is not a cursor of this query")
-            after = int(cursor)
+            after = parse_id(cursor, "cursor")
         sql = (
             "SELECT j.id, d.device, d.community, d.class, j.ts_ms, j.flag, j.body FROM journal j"
             " JOIN devices d ON d.id = j.device_id WHERE j.kind = 1 AND j.id > ?"  # EVENT
