@@ -231,7 +231,7 @@ class Gateway:
 
     async def start(self) -> None:
         s = self.settings
-        Path(s.store.path).parent.mkdir(parents=True, exist_ok=True)
+        Path(s.store.path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.store.open()
         self.audit.open()
         self.revocations.open()

@@ -7,6 +7,8 @@ about three times faster to write than a row per reading, and it is what the sin
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 from pathlib import Path
 from typing import Literal
@@ -76,6 +78,19 @@ CREATE TABLE IF NOT EXISTS cursors (
 """
 
 
+def create_private(path: str) -> None:
+    """Create the store file for its owner alone (0600: it holds the audit trail and webhook
+    URLs with their tokens) unless it exists; SQLite gives its -wal and -shm files the same
+    mode. Its folder, when created here, is 0700."""
+    if path == ":memory:" or path.startswith("file:"):
+        return
+    file = Path(path)
+    if not file.parent.exists():
+        file.parent.mkdir(mode=0o700, parents=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def connect(
     path: str, *, readonly: bool = False, durability: Durability = "full"
 ) -> sqlite3.Connection:
@@ -85,6 +100,7 @@ def connect(
     if readonly:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
     else:
+        create_private(path)
         conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
     conn.execute("PRAGMA busy_timeout = 10000")
     if not readonly:

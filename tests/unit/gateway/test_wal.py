@@ -50,3 +50,27 @@ def test_a_reader_on_the_wal_makes_the_reset_wait_briefly_then_give_up(tmp_path:
         reader.execute("COMMIT")
         busy, _, _ = wal_checkpoint(path, reset_above=64 * 1024)
         assert busy == 0 and wal_bytes(path) == 0
+
+
+def test_a_new_store_is_private_to_its_owner(tmp_path):
+    """The store holds the audit trail and webhook URLs with their tokens: 0600, in a 0700
+    folder when the gateway creates it (issue 13, finding 18)."""
+    import os
+    import stat
+
+    from gateway.store.journal import Store
+
+    path = tmp_path / "new" / "courtyard.db"
+    old = os.umask(0o022)  # a typical umask would have made it world-readable
+    try:
+        store = Store(str(path))
+        store.open()
+        store.close()
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    for extra in ("-wal", "-shm"):
+        side = path.with_name(path.name + extra)
+        if side.exists():
+            assert stat.S_IMODE(side.stat().st_mode) & 0o077 == 0
