@@ -160,6 +160,11 @@ def _identity(principal: Principal) -> tuple[str, ...]:
     return (principal.kind, scope, principal.building, principal.unit, principal.name)
 
 
+SECURITY_ROWS_PER_MINUTE = 20
+"""Audit rows per device per minute for the security events it reports; the excess is
+counted (``courtyard_security_events_suppressed_total``)."""
+
+
 class CommandService:
     """Authorised, rate-limited, audited, signed commands with confirmed outcomes."""
 
@@ -203,6 +208,13 @@ class CommandService:
         # metrics
         self.outcomes: Counter[Outcome] = Counter()
         self.security_events: Counter[str] = Counter()
+        # what a device reports about commands is its word, not a fact: a device (or whoever
+        # holds its account) must not flood the audit trail with security rows
+        self.security_rows = TokenBuckets(
+            SECURITY_ROWS_PER_MINUTE, SECURITY_ROWS_PER_MINUTE, monotonic=monotonic
+        )
+        self.security_suppressed: Counter[str] = Counter()
+        self._flooding: set[str] = set()
         self.door_floods = 0
         self.latency_buckets = [0] * (len(LATENCY_BUCKETS_MS) + 1)
         self.latency_sum_ms = 0.0
@@ -572,6 +584,17 @@ class CommandService:
                 log.exception("command fault listener %r failed", listener)
 
     def _security(self, st: DeviceState, reason: str, command_id: str) -> None:
+        if reason != Outcome.LATE_OK and self.security_rows.take(st.device):
+            self.security_suppressed[reason] += 1
+            if st.device not in self._flooding:  # said once per flood, not per event
+                self._flooding.add(st.device)
+                log.warning(
+                    "security events from %s beyond %d a minute: counted, not audited",
+                    st.device,
+                    SECURITY_ROWS_PER_MINUTE,
+                )
+            return
+        self._flooding.discard(st.device)
         self.security_events[reason] += 1
         self.audit.record(
             principal=st.device,
@@ -626,6 +649,15 @@ class CommandService:
         out += [
             f'courtyard_security_events_total{{reason="{k}"}} {v}'
             for k, v in sorted(self.security_events.items())
+        ]
+        out += [
+            "# HELP courtyard_security_events_suppressed_total Security events a device"
+            " reported beyond its audit rate, counted but not audited",
+            "# TYPE courtyard_security_events_suppressed_total counter",
+        ]
+        out += [
+            f'courtyard_security_events_suppressed_total{{reason="{k}"}} {v}'
+            for k, v in sorted(self.security_suppressed.items())
         ]
         out += [
             "# HELP courtyard_door_attempts_over_alert_rate_total Attempts beyond a door's"

@@ -17,7 +17,12 @@ from firmware_stubs import signing as device_side
 from gateway.audit import AuditLog, Outcome
 from gateway.auth import Principal
 from gateway.command_signing import build_signed, canonical_json, sign
-from gateway.commands import CommandService, TokenBuckets, may_execute_until
+from gateway.commands import (
+    SECURITY_ROWS_PER_MINUTE,
+    CommandService,
+    TokenBuckets,
+    may_execute_until,
+)
 from gateway.config import CommandSettings, RegistryDevice
 from gateway.mqtt.errors import NotConnected
 from gateway.store.journal import Accepted, DeviceState
@@ -400,6 +405,30 @@ async def test_three_residents_hammering_a_gate_lock_nobody_else_out_and_raise_a
     assert ok.outcome == Outcome.OK
     assert faults and set(faults) == {("gate-north", "door_attempts_flood")}
     assert service.door_floods == len(faults)
+
+
+async def test_a_device_flooding_security_events_is_counted_not_audited_beyond_its_rate(world):
+    """A device (or whoever holds its account) cannot flood the audit trail: beyond its rate
+    its security events are counted, not audited (issue 13, finding 14); another device's
+    events still are."""
+    service, _, log = world
+    flooder, other = service.devices["b3-entrance"], service.devices["gate-north"]
+
+    def tamper(st: DeviceState, i: int) -> Accepted:
+        attrs = {"reason": "replayed", "command_id": f"c-{i}"}
+        return Accepted(st, Decoded("access", st.device, "event", NOW, attrs=attrs,
+                                    event="tamper"), NOW)  # fmt: skip
+
+    service.on_commit([tamper(flooder, i) for i in range(500)])
+    service.on_commit([tamper(other, 1)])
+    await log.flushed()
+    rows = log.query(outcome=Outcome.SECURITY, limit=1000).items
+    per_device = {
+        d: sum(1 for r in rows if r["device"] == d) for d in (flooder.device, other.device)
+    }
+    assert per_device == {flooder.device: SECURITY_ROWS_PER_MINUTE, other.device: 1}
+    assert service.security_suppressed["replayed"] == 500 - SECURITY_ROWS_PER_MINUTE
+    assert 'courtyard_security_events_suppressed_total{reason="replayed"} 480' in service.metrics()
 
 
 async def test_tamper_events_and_foreign_refusals_are_security_rows(world):
