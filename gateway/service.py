@@ -11,6 +11,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import gc
+import importlib.metadata
 import logging
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
@@ -30,6 +31,8 @@ from gateway.mqtt.broker import free_port
 from gateway.mqtt.codec import max_packet_size
 from gateway.rules.service import Alerting
 from gateway.sinks import Sink, build_sink
+from gateway.store import runs
+from gateway.store.backup import StoreLock
 from gateway.store.journal import Accepted, Store
 from gateway.store.queries import Queries
 from gateway.store.retention import EVERY_S as RETENTION_EVERY_S
@@ -86,6 +89,9 @@ class Gateway:
         self.clock: Clock = clock or SystemClock()
         self.now_ms = self.clock.now_ms
         self.started_ms = self.now_ms()
+        # held while running: `courtyard restore` refuses to replace the store under it
+        self.store_lock = StoreLock(s.store.path)
+        self.run_id = 0
         self.store = Store(s.store.path, now_ms=self.now_ms, durability=s.store.durability)
         self.queries = Queries(s.store.path)
         self.audit = AuditLog(s.store.path, now_ms=self.now_ms, durability=s.store.durability)
@@ -164,7 +170,13 @@ class Gateway:
     async def start(self) -> None:
         s = self.settings
         Path(s.store.path).parent.mkdir(parents=True, exist_ok=True)
-        self.store.open()
+        self.store_lock.acquire()
+        try:
+            self.store.open()
+            self._begin_run()
+        except BaseException:
+            self.store_lock.release()
+            raise
         self.audit.open()
         self.store.register(
             (d.id, d.community, d.device_class, d.building) for d in self.registry.devices
@@ -200,6 +212,19 @@ class Gateway:
             s.store.path,
             len(self.registry.devices),
         )
+
+    def _begin_run(self) -> None:
+        try:
+            version = importlib.metadata.version("courtyard")
+        except importlib.metadata.PackageNotFoundError:
+            version = ""
+        self.run_id, previous = runs.begin(self.settings.store.path, self.now_ms(), version)
+        if previous is not None and previous.stopped_ms is None:
+            log.warning(
+                "the previous run (started at %d ms) did not stop cleanly: a crash, a kill or "
+                "a power cut; devices still silent after the start-up grace will be alerted",
+                previous.started_ms,
+            )
 
     def _ssl_context(self) -> ssl.SSLContext | None:
         m = self.settings.mqtt
@@ -262,4 +287,7 @@ class Gateway:
         self.audit.close()
         self.queries.close()
         await self.broker.stop()
+        if self.run_id:
+            runs.end(self.settings.store.path, self.run_id, self.now_ms())
+        self.store_lock.release()
         log.info("gateway stopped")
