@@ -14,6 +14,10 @@ DEVICE_CLASSES = ("access", "parking", "meter", "locker")
 MESSAGES = ("telemetry", "event", "status", "ack", "cmd")
 
 MessageKind = Literal["telemetry", "event", "status", "ack"]
+
+GATEWAY_STOPPED = "gateway_stopped"
+"""The ``reason`` of an offline status that the gateway's field-bus bridge publishes for its
+own buses when the gateway stops cleanly: a planned stop, not an outage."""
 Value = float | bool
 
 
@@ -46,7 +50,8 @@ class Decoded:
     ``ts_flag`` says why it was replaced (``"missing"``, ``"future"``, ``"past"``) or is
     ``""`` when the device's own time was used. ``fields`` holds the readings of a telemetry
     message (booleans stay booleans). ``event``/``attrs`` are set for events, ``status`` for
-    status messages (``"online"``/``"offline"``), ``attrs`` for acks (``id``, ``ok``,
+    status messages (``"online"``/``"offline"``, with ``attrs["reason"]`` when the status
+    said why), ``attrs`` for acks (``id``, ``ok``,
     ``error``).
     """
 

@@ -20,6 +20,11 @@ class DeviceInfo(Protocol):
     @property
     def community(self) -> str: ...
 
+    @property
+    def bridged(self) -> bool:
+        """The gateway's own field bus or a device on it."""
+        ...
+
 
 class RuleContext(Protocol):
     rules: Mapping[str, Rule]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-from devices.model import Decoded
+from devices.model import GATEWAY_STOPPED, Decoded
 from gateway.rules.context import RuleContext
 from gateway.store.journal import DeviceState
 
@@ -40,6 +40,11 @@ def on_message(e: RuleContext, st: DeviceState, m: Decoded, received_ms: int) ->
 def _liveness(e: RuleContext, st: DeviceState, m: Decoded, received_ms: int) -> None:
     device = st.device
     if m.kind == "status" and m.status == "offline":
+        info = e.info.get(device)
+        if m.attrs.get("reason") == GATEWAY_STOPPED and info is not None and info.bridged:
+            # the gateway stopped polling its own bus: offline (the state says so), planned,
+            # not an outage. Only for its own buses: a device cannot talk its way out of one.
+            return
         _offline(e, device, received_ms, "last will or offline status")
         return
     if e.alerts.get(device, "device_offline") is not None:
