@@ -47,6 +47,8 @@ def copy_store(source: sqlite3.Connection, out: Path) -> Copy:
     as it was."""
     started = time.monotonic()
     out = Path(out)
+    if not out.parent.is_dir():
+        raise BackupError(f"no folder {out.parent} for {out.name}")
     tmp = out.with_name(f".{out.name}.{os.getpid()}.partial")
     try:
         dst = sqlite3.connect(tmp, isolation_level=None)

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Literal
 
-from gateway.store.backup import copy_store
+from gateway.store.backup import BackupError, copy_store
 
 Durability = Literal["full", "normal"]
 """``full``: a commit returns only once it is on stable storage (SQLite ``synchronous =
@@ -267,6 +267,10 @@ class NewerStore(RuntimeError):
         )
 
 
+class UpgradeFailed(RuntimeError):
+    """A schema step, or the snapshot before the first one, failed: the store is as it was."""
+
+
 def user_version(conn: sqlite3.Connection) -> int:
     (version,) = conn.execute("PRAGMA user_version").fetchone()
     return int(version)
@@ -296,7 +300,13 @@ def migrate(conn: sqlite3.Connection) -> Path | None:
     (objects,) = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
     if file and objects:
         snapshot = snapshot_path(Path(file), version)
-        copy_store(conn, snapshot)
+        try:
+            copy_store(conn, snapshot)
+        except (BackupError, sqlite3.Error, OSError) as exc:  # a full disk, a damaged store
+            raise UpgradeFailed(
+                f"the store {file} is at schema version {version} and was not upgraded: the copy"
+                f" to take before the upgrade failed: {exc}"
+            ) from exc
         log.info(
             "store %s: schema version %d, upgrading to %d; the store as it was is in %s",
             file,
@@ -313,7 +323,7 @@ def migrate(conn: sqlite3.Connection) -> Path | None:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             kept = f"; the store before the upgrade is in {snapshot}" if snapshot else ""
-            raise sqlite3.OperationalError(
+            raise UpgradeFailed(
                 f"schema step {step} failed, the store stays at version {step - 1}: {exc}{kept}"
             ) from exc
     if snapshot is not None:

@@ -126,3 +126,11 @@ def test_serve_refuses_a_newer_store_with_a_clear_message(
     assert main(["serve", "--config", str(config)]) == 1
     err = capsys.readouterr().err
     assert f"schema version {SCHEMA_VERSION + 1}, written by a newer Courtyard" in err
+
+
+def test_backup_into_a_missing_folder_says_so(
+    tmp_path: Path, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "nowhere" / "cy.db"
+    assert main(["backup", "--config", str(config), "--out", str(out)]) == 1
+    assert f"no folder {out.parent}" in capsys.readouterr().err

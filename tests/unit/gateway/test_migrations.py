@@ -14,7 +14,14 @@ from gateway import alerts, audit, tickets
 from gateway.rules import engine
 from gateway.store.backup import check_file
 from gateway.store.journal import Store
-from gateway.store.schema import SCHEMA_VERSION, STEPS, NewerStore, connect, migrate
+from gateway.store.schema import (
+    SCHEMA_VERSION,
+    STEPS,
+    NewerStore,
+    UpgradeFailed,
+    connect,
+    migrate,
+)
 from gateway.webhooks import outbox
 
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "store_v1.db"
@@ -124,3 +131,13 @@ def test_a_store_from_a_newer_version_is_refused_untouched(v1_store: Path) -> No
     assert rows(v1_store) == before
     assert check_file(v1_store)[0] == SCHEMA_VERSION + 1
     assert not list(v1_store.parent.glob("*.bak"))
+
+
+def test_a_damaged_store_is_not_upgraded(v1_store: Path) -> None:
+    data = bytearray(v1_store.read_bytes())
+    data[3 * 4096 : 5 * 4096] = b"\xa5" * (2 * 4096)  # two pages of the b-trees overwritten
+    v1_store.write_bytes(bytes(data))
+    with pytest.raises(UpgradeFailed, match="at schema version 1 and was not upgraded"):
+        Store(str(v1_store)).open()
+    assert sqlite3.connect(v1_store).execute("PRAGMA user_version").fetchone()[0] == 1
+    assert not list(v1_store.parent.glob("*.bak"))  # no copy that fails its check
