@@ -15,6 +15,7 @@ import importlib.metadata
 import logging
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from devices import topics
@@ -220,10 +221,11 @@ class Gateway:
             version = ""
         self.run_id, previous = runs.begin(self.settings.store.path, self.now_ms(), version)
         if previous is not None and previous.stopped_ms is None:
+            started = datetime.fromtimestamp(previous.started_ms / 1000, UTC)
             log.warning(
-                "the previous run (started at %d ms) did not stop cleanly: a crash, a kill or "
-                "a power cut; devices still silent after the start-up grace will be alerted",
-                previous.started_ms,
+                "the previous run (started %s) did not stop cleanly: a crash, a kill or a "
+                "power cut; devices still silent after the start-up grace will be alerted",
+                started.isoformat(timespec="seconds"),
             )
 
     def _ssl_context(self) -> ssl.SSLContext | None:

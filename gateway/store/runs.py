@@ -41,18 +41,3 @@ def end(path: str, run_id: int, now_ms: int) -> None:
         conn.execute("UPDATE runs SET stopped_ms = ? WHERE id = ?", (now_ms, run_id))
     finally:
         conn.close()
-
-
-def history(path: str, limit: int = 20) -> list[Run]:
-    """The latest runs, newest first."""
-    conn = connect(path, readonly=True)
-    try:
-        return [
-            Run(*r)
-            for r in conn.execute(
-                "SELECT id, started_ms, stopped_ms, version FROM runs ORDER BY id DESC LIMIT ?",
-                (limit,),
-            )
-        ]
-    finally:
-        conn.close()

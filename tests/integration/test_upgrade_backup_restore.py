@@ -176,7 +176,11 @@ def test_upgrade_backup_under_load_restore_and_a_planned_restart(
 
     out = cli("restore", "--config", str(gw.dir / "courtyard.toml"), str(backup_file))
     assert out.returncode == 0, out.stderr
-    replaced = next(gw.dir.glob("courtyard.db.pre-restore-*"))
+    (replaced,) = [
+        p
+        for p in gw.dir.glob("courtyard.db.pre-restore-*")
+        if not p.name.endswith(("-wal", "-shm"))  # moved aside with it
+    ]
     # the planned stop raised nothing for the buses in the store it stopped with
     conn = sqlite3.connect(replaced)
     raised = conn.execute("SELECT device FROM alerts WHERE rule = 'device_offline'").fetchall()
