@@ -84,6 +84,20 @@ def head(db: Path) -> int:
         conn.close()
 
 
+def flood_rows(db: Path) -> int:
+    """Journal rows of the flood's meters (m-0000 ...)."""
+    conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        return int(
+            conn.execute(
+                "SELECT count(*) FROM journal j JOIN devices d ON d.id = j.device_id"
+                " WHERE d.device GLOB 'm-[0-9][0-9][0-9][0-9]'"
+            ).fetchone()[0]
+        )
+    finally:
+        conn.close()
+
+
 def offline_alerts(gw: GatewayProcess) -> list[str]:
     return [
         a["device"]
@@ -158,6 +172,8 @@ def test_upgrade_backup_under_load_restore_and_a_planned_restart(
         load.join(60)
         assert result["acked"] == 16_000, result
         assert during > before  # ingest went on while the copy was taken
+        # every message the broker took is journaled (and the stop has no backlog to drain)
+        wait_for(lambda: flood_rows(gw.db) == 16_000, 60, "the flood journaled")
         print(f"backup under load: {took:.2f} s; flood {result['rate']} msg/s; {out.stdout}")
 
         version, backup_head = check_file(backup_file)
