@@ -43,6 +43,9 @@ from gateway.store.schema import wal_checkpoint
 log = logging.getLogger(__name__)
 
 WAL_CHECKPOINT_EVERY_S = 1.0
+# After a clean stop with the embedded broker, the last wills its own stop fired arrive at the
+# next start (queued in the gateway's session, and retained) within this long.
+STOPPED_BROKER_WILLS_S = 30.0
 
 
 def _release_startup_memory() -> None:
@@ -174,7 +177,7 @@ class Gateway:
         self.store_lock.acquire()
         try:
             self.store.open()
-            self._begin_run()
+            previous = self._begin_run()
         except BaseException:
             self.store_lock.release()
             raise
@@ -184,6 +187,10 @@ class Gateway:
         )
         await self.broker.start()
         self.sink.start()
+        if self.accounts is not None and previous is not None and previous.stopped_ms:
+            # the embedded broker stopped with the gateway: the wills it fired are ours
+            until = self.now_ms() + int(STOPPED_BROKER_WILLS_S * 1000)
+            self.alerting.engine.doubt_offline_until(until)
         self.alerting.start()  # replays what a crash left unprocessed, before new messages
         await self.client.start()
         if self.client.anonymous:
@@ -214,7 +221,7 @@ class Gateway:
             len(self.registry.devices),
         )
 
-    def _begin_run(self) -> None:
+    def _begin_run(self) -> runs.Run | None:
         try:
             version = importlib.metadata.version("courtyard")
         except importlib.metadata.PackageNotFoundError:
@@ -227,6 +234,7 @@ class Gateway:
                 "power cut; devices still silent after the start-up grace will be alerted",
                 started.isoformat(timespec="seconds"),
             )
+        return previous
 
     def _ssl_context(self) -> ssl.SSLContext | None:
         m = self.settings.mqtt

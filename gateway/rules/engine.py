@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS rule_timers (
 CURSOR = "rules"
 CURSOR_EVERY_S = 1.0
 SILENCE = "silence"  # the liveness timer: derived from last-seen, never stored
+RECONNECT = "reconnect"  # a doubted offline: the device has until then to come back
 _NO_DATA: dict[str, Any] = {}  # shared by every timer without data; never written to
 
 
@@ -94,6 +95,10 @@ class Engine:
         self.processed_total = 0
         self._cursor_saved = 0.0
         self._missed = False  # the last batch's transaction failed: left for the next replay
+        # Offline statuses received before this are doubted (see doubt_offline_until), and the
+        # devices whose doubted offline waits for them to reconnect
+        self.doubt_until_ms = 0
+        self.awaiting_reconnect: set[str] = set()
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -111,6 +116,8 @@ class Engine:
             "SELECT device, key, deadline_ms, data FROM rule_timers"
         ):
             self._arm(device, key, deadline, orjson.loads(data))
+            if key == RECONNECT:
+                self.awaiting_reconnect.add(device)
         for d in self.info.values():
             st = self.states.get(d.device)
             if st is not None and st.last_seen_ms is not None:
@@ -132,6 +139,13 @@ class Engine:
                 self._save_cursor()
         except sqlite3.Error as exc:  # the next start replays a little more, nothing is lost
             log.warning("rules: cursor not saved at stop: %s", exc)
+
+    def doubt_offline_until(self, until_ms: int) -> None:
+        """The gateway stopped cleanly with its embedded broker, whose own stop fired the
+        connected devices' last wills: the offline statuses that arrive before ``until_ms``
+        (queued or retained) are the gateway's doing, unless the device fails to come back
+        within ``reconnect_wait_s``. Called at start, before any message."""
+        self.doubt_until_ms = until_ms
 
     def replay(self, devices: Mapping[str, DeviceState]) -> int:
         """Run the rules over journal rows committed after the cursor (a crash between the

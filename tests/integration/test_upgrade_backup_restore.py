@@ -9,16 +9,19 @@ after a ``kill -9`` a device that stays silent is still alerted."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as mqtt
 import pytest
 
 from firmware_stubs.flood import flood
@@ -235,3 +238,63 @@ def test_after_a_kill_a_silent_device_is_still_alerted(
         assert not [d for d in offline_alerts(gw) if d in BUSES]
     finally:
         gw.stop()
+
+
+EMBEDDED_REGISTRY = f"""
+[[communities]]
+id = "c1"
+name = "Riverside"
+
+[[devices]]
+id = "gate-1"
+community = "c1"
+class = "access"
+secret = "{"ab" * 16}"
+"""
+
+
+def device_with_a_will(gw: GatewayProcess) -> mqtt.Client:
+    """gate-1 on the embedded broker, as firmware does it: a retained offline will, then a
+    retained online status."""
+    conf = (gw.dir / "broker" / "mosquitto.conf").read_text()
+    port = int(re.search(r"listener (\d+)", conf).group(1))  # type: ignore[union-attr]
+    creds = tomllib.loads((gw.dir / "broker" / "credentials.toml").read_text())["accounts"]
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="gate-1")
+    c.username_pw_set("gate-1", creds["gate-1"])
+    c.will_set("community/c1/access/gate-1/status", '{"state":"offline"}', qos=1, retain=True)
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    info = c.publish("community/c1/access/gate-1/status", '{"state":"online"}', qos=1, retain=True)
+    info.wait_for_publish(10)
+    return c
+
+
+def test_a_clean_restart_with_the_embedded_broker_raises_nothing_for_its_wills(
+    tmp_path: Path,
+) -> None:
+    gw = GatewayProcess(tmp_path / "gw", mqtt_url=None, registry=EMBEDDED_REGISTRY)
+    gw.start()
+    try:
+        first = device_with_a_will(gw)
+        wait_for(lambda: gw.get("/api/v1/devices/gate-1").json().get("online"), 10, "online")
+        assert gw.stop() == 0  # the embedded broker stops with it: gate-1's will fires
+        first.loop_stop()
+        gw.start()
+        # the will arrived (queued and retained): gate-1 reads offline until it is back
+        wait_for(
+            lambda: gw.get("/api/v1/devices/gate-1").json().get("online") is False, 10, "offline"
+        )
+        again = wait_for(lambda: _reconnect(gw), 20, "gate-1 back")
+        wait_for(lambda: gw.get("/api/v1/devices/gate-1").json().get("online"), 10, "online")
+        assert offline_alerts(gw) == []
+        again.disconnect()  # type: ignore[attr-defined]
+        again.loop_stop()  # type: ignore[attr-defined]
+    finally:
+        gw.stop()
+
+
+def _reconnect(gw: GatewayProcess) -> mqtt.Client | None:
+    try:
+        return device_with_a_will(gw)
+    except OSError:
+        return None

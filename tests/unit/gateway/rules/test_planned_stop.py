@@ -70,3 +70,37 @@ def test_no_other_device_can_call_its_offline_planned(h: Harness) -> None:
     h.send("w-1", "telemetry", flow_m3h=0.0)
     h.send("w-1", "status", state="offline", reason=GATEWAY_STOPPED)
     assert offline_alerts(h) == ["w-1"]
+
+
+def test_after_a_restart_with_the_embedded_broker_a_will_waits_for_the_device(
+    h: Harness,
+) -> None:
+    """The embedded broker's own stop fired the devices' wills: at the next start each waits
+    ``reconnect_wait_s`` (120 s) for its device; back in time, no alert; not back, alerted."""
+    devices = [
+        {"id": "gate-1", "community": "c1", "class": "access"},
+        {"id": "gate-2", "community": "c1", "class": "access"},
+    ]
+    r = Harness(h.path.with_name("r.db"), devices, clock=h.clock)
+    try:
+        r.engine.doubt_offline_until(h.clock.now_ms() + 30_000)
+        r.send("gate-1", "status", state="offline")  # the wills, queued at the broker's stop
+        r.send("gate-2", "status", state="offline")
+        r.advance(5)
+        r.send("gate-1", "status", state="offline")  # and their retained copies
+        r.advance(5)
+        r.send("gate-1", "status", state="online")  # gate-1 reconnects
+        r.advance(100)
+        assert offline_alerts(r) == []
+        assert r.store.devices["gate-2"].online is False
+        r.close()  # a restart during the wait keeps it (a stored timer); this start doubts nothing
+        r.open()
+        r.advance(20)
+        assert offline_alerts(r) == ["gate-2"]
+        r.advance(600)
+        assert offline_alerts(r) == ["gate-2"]
+        # a will that nothing doubts is an outage at once
+        r.send("gate-1", "status", state="offline")
+        assert offline_alerts(r) == ["gate-2", "gate-1"]
+    finally:
+        r.close()
