@@ -170,6 +170,7 @@ def _raw_depth(bare: bytes) -> int:
 def _status(device_class: str, device: str, payload: bytes, received_ms: int) -> Decoded:
     state = _PLAIN_STATES.get(payload.strip())
     ts_ms, ts_flag = received_ms, "missing"
+    attrs: dict[str, Any] = {}
     if state is None:
         try:
             obj = _parse(payload)
@@ -180,12 +181,15 @@ def _status(device_class: str, device: str, payload: bytes, received_ms: int) ->
         if type(obj) is dict:
             obj_state = obj.get("state")
             ts_ms, ts_flag = _timestamp(obj.get("ts"), received_ms)
+            reason = obj.get("reason")
+            if type(reason) is str and reason:
+                attrs["reason"] = reason[:64]
         else:
             obj_state = obj
         if type(obj_state) is not str or obj_state not in _STATES:
             raise Rejected("bad_status", 'expected "online" or "offline"')
         state = obj_state
-    return Decoded(device_class, device, "status", ts_ms, ts_flag, status=state)
+    return Decoded(device_class, device, "status", ts_ms, ts_flag, attrs=attrs, status=state)
 
 
 def _timestamp(raw: Any, received_ms: int) -> tuple[int, str]:

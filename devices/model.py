@@ -16,6 +16,10 @@ MESSAGES = ("telemetry", "event", "status", "ack", "cmd")
 MessageKind = Literal["telemetry", "event", "status", "ack"]
 Value = float | bool
 
+GATEWAY_STOPPED = "gateway_stopped"
+"""The ``reason`` of an offline status that the gateway's field-bus bridge publishes for its
+own buses when the gateway stops cleanly: a planned stop, not an outage."""
+
 
 class Rejected(Exception):  # a rejection is a normal outcome, hence no Error suffix
     """A message that cannot be accepted. ``reason`` is a stable snake_case code."""
@@ -46,8 +50,8 @@ class Decoded:
     ``ts_flag`` says why it was replaced (``"missing"``, ``"future"``, ``"past"``) or is
     ``""`` when the device's own time was used. ``fields`` holds the readings of a telemetry
     message (booleans stay booleans). ``event``/``attrs`` are set for events, ``status`` for
-    status messages (``"online"``/``"offline"``), ``attrs`` for acks (``id``, ``ok``,
-    ``error``).
+    status messages (``"online"``/``"offline"``; ``attrs["reason"]`` when the status says
+    why), ``attrs`` for acks (``id``, ``ok``, ``error``).
     """
 
     device_class: str

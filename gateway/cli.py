@@ -1,4 +1,5 @@
-"""``courtyard``: serve | demo | check-config | broker-config (see ``courtyard --help``)."""
+"""``courtyard``: serve | demo | check-config | broker-config | backup | restore | decode (see
+``courtyard --help``)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
-from gateway import decode_cli, logs
+from gateway import decode_cli, logs, store_cli
 from gateway.config import ConfigError, Registry, Settings, load_registry, load_settings
 from gateway.config.settings import AdapterEntry
 
@@ -89,6 +90,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings, registry = _load(args.config)
     if not settings.auth.platform_keys:
         log.warning("no [auth] platform_keys: every API call but /healthz will answer 401")
+    if (refused := store_cli.preflight(Path(settings.store.path))) is not None:
+        print(f"courtyard: {refused}", file=sys.stderr)
+        return 1
     if not _run(_serve(settings, registry)):
         return 1
     return 0
@@ -352,6 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
         "are refused by the broker",
     )
     b.set_defaults(func=cmd_broker_config)
+    store_cli.add_parsers(sub)
     # every argument after "decode" is decode_cli's, options included: no prefix character
     x = sub.add_parser(
         "decode",

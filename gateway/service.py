@@ -11,9 +11,11 @@ import contextlib
 import ctypes
 import ctypes.util
 import gc
+import importlib.metadata
 import logging
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from devices import topics
@@ -38,6 +40,8 @@ from gateway.mqtt.codec import max_packet_size
 from gateway.revocation import Revocations
 from gateway.rules.service import Alerting
 from gateway.sinks import Sink, build_sink
+from gateway.store import runs
+from gateway.store.backup import StoreLock
 from gateway.store.journal import Accepted, Store
 from gateway.store.queries import Queries
 from gateway.store.retention import EVERY_S as RETENTION_EVERY_S
@@ -47,6 +51,9 @@ from gateway.store.schema import wal_checkpoint
 log = logging.getLogger(__name__)
 
 WAL_CHECKPOINT_EVERY_S = 1.0
+# After a clean stop with the embedded broker, the last wills its own stop fired arrive at the
+# next start (queued in the gateway's session, and retained) within this long.
+STOPPED_BROKER_WILLS_S = 30.0
 
 
 def _release_startup_memory() -> None:
@@ -110,6 +117,9 @@ class Gateway:
         self.clock: Clock = clock or SystemClock()
         self.now_ms = self.clock.now_ms
         self.started_ms = self.now_ms()
+        # held while running: `courtyard restore` refuses to replace the store under it
+        self.store_lock = StoreLock(s.store.path)
+        self.run_id = 0
         self.store = Store(s.store.path, now_ms=self.now_ms, durability=s.store.durability)
         self.queries = Queries(s.store.path)
         self.audit = AuditLog(s.store.path, now_ms=self.now_ms, durability=s.store.durability)
@@ -232,7 +242,13 @@ class Gateway:
     async def start(self) -> None:
         s = self.settings
         Path(s.store.path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self.store.open()
+        self.store_lock.acquire()
+        try:
+            self.store.open()
+            previous = self._begin_run()
+        except BaseException:
+            self.store_lock.release()
+            raise
         self.audit.open()
         self.revocations.open()
         self.store.register(
@@ -240,6 +256,10 @@ class Gateway:
         )
         await self.broker.start()
         self.sink.start()
+        if self.accounts is not None and previous is not None and previous.stopped_ms:
+            # the embedded broker stopped with the gateway: the wills it fired are ours
+            until = self.now_ms() + int(STOPPED_BROKER_WILLS_S * 1000)
+            self.alerting.engine.doubt_offline_until(until)
         self.alerting.start()  # replays what a crash left unprocessed, before new messages
         await self.client.start()
         if self.client.anonymous:
@@ -272,6 +292,21 @@ class Gateway:
             s.store.path,
             len(self.registry.devices),
         )
+
+    def _begin_run(self) -> runs.Run | None:
+        try:
+            version = importlib.metadata.version("courtyard")
+        except importlib.metadata.PackageNotFoundError:
+            version = ""
+        self.run_id, previous = runs.begin(self.settings.store.path, self.now_ms(), version)
+        if previous is not None and previous.stopped_ms is None:
+            started = datetime.fromtimestamp(previous.started_ms / 1000, UTC)
+            log.warning(
+                "the previous run (started %s) did not stop cleanly: a crash, a kill or a "
+                "power cut; devices still silent after the start-up grace will be alerted",
+                started.isoformat(timespec="seconds"),
+            )
+        return previous
 
     def _ssl_context(self) -> ssl.SSLContext | None:
         m = self.settings.mqtt
@@ -342,4 +377,7 @@ class Gateway:
         self.revocations.close()
         self.queries.close()
         await self.broker.stop()
+        if self.run_id:
+            runs.end(self.settings.store.path, self.run_id, self.now_ms())
+        self.store_lock.release()
         log.info("gateway stopped")

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from devices.model import GATEWAY_STOPPED
 from gateway.config import ConfigError, Registry, RegistryDevice
 from gateway.fieldbus.link import SerialLink
 from gateway.fieldbus.outbox import Outbox, Publish
@@ -118,8 +119,10 @@ class Fieldbus:
         await asyncio.gather(*self._tasks, *self._intake, return_exceptions=True)
         for s in self.schedulers:
             s.link.close()
-            with contextlib.suppress(Exception):  # retained: nobody polls this bus any more
-                await asyncio.wait_for(s.set_bus_state(False), 1.0)
+            # retained: nobody polls this bus any more. Said as a planned stop, so that the
+            # rules mark it offline without an alert, now or when the next start reads it
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(s.set_bus_state(False, GATEWAY_STOPPED), 1.0)
         with contextlib.suppress(Exception):
             await self.outbox.stop()
 

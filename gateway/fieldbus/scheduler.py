@@ -224,10 +224,15 @@ class BusScheduler:
         state = "online" if online else "offline"
         await self.outbox.send(self.topic(dev, "status"), {"state": state}, retain=True)
 
-    async def set_bus_state(self, online: bool) -> None:
-        if self.online is online:
+    async def set_bus_state(self, online: bool, reason: str = "") -> None:
+        """Publish the bus's state (retained) when it changed; ``reason`` says why it is
+        offline when that is not a fault (``GATEWAY_STOPPED``)."""
+        if self.online is online and not reason:
             return
         self.online = online
         b = self.bus
         topic = self.outbox.topic(b.community, b.device_class, b.id, "status")
-        await self.outbox.send(topic, {"state": "online" if online else "offline"}, retain=True)
+        body: dict[str, Any] = {"state": "online" if online else "offline"}
+        if reason:
+            body["reason"] = reason
+        await self.outbox.send(topic, body, retain=True)

@@ -92,7 +92,9 @@ DEFAULTS: tuple[Rule, ...] = (
         ticket=True,
         clear_after_s=10.0,
         resolve_after_s=24 * HOUR,
-        params={"silent_periods": 3.0},
+        # reconnect_wait_s: after a clean restart with the embedded broker, whose own stop fired
+        # the devices' last wills, how long such a device may take to come back unalerted
+        params={"silent_periods": 3.0, "reconnect_wait_s": 120.0},
     ),
     # meters
     _r(

@@ -20,6 +20,11 @@ class DeviceInfo(Protocol):
     @property
     def community(self) -> str: ...
 
+    @property
+    def bridged(self) -> bool:
+        """The gateway's own field bus or a device on it."""
+        ...
+
 
 class RuleContext(Protocol):
     rules: Mapping[str, Rule]
@@ -29,6 +34,10 @@ class RuleContext(Protocol):
     """Per device, the start of a fresh grace period (its parent came back)."""
     memory: dict[tuple[str, str], Any]
     """Per-device rule state: windows, previous values."""
+    doubt_until_ms: int
+    """Offline statuses received before this may be the gateway's own doing (a restart)."""
+    awaiting_reconnect: set[str]
+    """Devices whose doubted offline status waits for them to come back."""
 
     @property
     def info(self) -> Mapping[str, DeviceInfo]: ...

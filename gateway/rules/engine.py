@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS rule_timers (
 CURSOR = "rules"
 CURSOR_EVERY_S = 1.0
 SILENCE = "silence"  # the liveness timer: derived from last-seen, never stored
+RECONNECT = "reconnect"  # a doubted offline: the device has until then to come back
 _NO_DATA: dict[str, Any] = {}  # shared by every timer without data; never written to
 
 
@@ -53,6 +54,7 @@ class DeviceInfo:
     device_class: str
     parent: str = ""
     expect_every_s: float | None = None
+    bridged: bool = False  # the gateway's own field bus, or a device on it: the gateway polls it
 
 
 class Engine:
@@ -92,6 +94,11 @@ class Engine:
         self.started_ms = 0
         self.processed_total = 0
         self._cursor_saved = 0.0
+        self._missed = False  # the last batch's transaction failed: left for the next replay
+        # Offline statuses received before this are doubted (see doubt_offline_until), and the
+        # devices whose doubted offline waits for them to reconnect
+        self.doubt_until_ms = 0
+        self.awaiting_reconnect: set[str] = set()
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -109,6 +116,8 @@ class Engine:
             "SELECT device, key, deadline_ms, data FROM rule_timers"
         ):
             self._arm(device, key, deadline, orjson.loads(data))
+            if key == RECONNECT:
+                self.awaiting_reconnect.add(device)
         for d in self.info.values():
             st = self.states.get(d.device)
             if st is not None and st.last_seen_ms is not None:
@@ -116,9 +125,27 @@ class Engine:
             self.arm_silence(d.device)
 
     def close(self) -> None:
+        """A clean stop: the cursor moves to the journal's head (the ingest has drained, every
+        commit has been through ``on_commit``), so the next start replays nothing. A replay
+        decides from the journal's rows, which keep less than the live messages (a status's
+        reason): after a crash that is the price, after a planned stop it must not be."""
         for _, _, handle in self.timers.values():
             handle.cancel()
         self.timers.clear()
+        if self._missed:
+            return  # a failed batch: left for the replay
+        try:
+            with transaction(self.conn):
+                self._save_cursor()
+        except sqlite3.Error as exc:  # the next start replays a little more, nothing is lost
+            log.warning("rules: cursor not saved at stop: %s", exc)
+
+    def doubt_offline_until(self, until_ms: int) -> None:
+        """The gateway stopped cleanly with its embedded broker, whose own stop fired the
+        connected devices' last wills: the offline statuses that arrive before ``until_ms``
+        (queued or retained) are the gateway's doing, unless the device fails to come back
+        within ``reconnect_wait_s``. Called at start, before any message."""
+        self.doubt_until_ms = until_ms
 
     def replay(self, devices: Mapping[str, DeviceState]) -> int:
         """Run the rules over journal rows committed after the cursor (a crash between the
@@ -149,6 +176,7 @@ class Engine:
     def on_commit(self, accepted: Sequence[Accepted]) -> None:
         """An ingest listener: one transaction for the batch and the cursor."""
         conn = self.conn
+        self._missed = True  # until this batch's transaction is through
         with transaction(conn):
             before = conn.total_changes
             for item in accepted:
@@ -164,6 +192,7 @@ class Engine:
             if conn.total_changes != before or now - self._cursor_saved >= CURSOR_EVERY_S:
                 self._save_cursor()
                 self._cursor_saved = now
+        self._missed = False
         self.processed_total += len(accepted)
 
     def _save_cursor(self) -> None:

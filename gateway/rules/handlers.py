@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-from devices.model import Decoded
+from devices.model import GATEWAY_STOPPED, Decoded
 from gateway.rules.context import RuleContext
 from gateway.store.journal import DeviceState
 
@@ -40,8 +40,24 @@ def on_message(e: RuleContext, st: DeviceState, m: Decoded, received_ms: int) ->
 def _liveness(e: RuleContext, st: DeviceState, m: Decoded, received_ms: int) -> None:
     device = st.device
     if m.kind == "status" and m.status == "offline":
+        info = e.info.get(device)
+        if m.attrs.get("reason") == GATEWAY_STOPPED and info is not None and info.bridged:
+            # the gateway stopped polling its own bus: offline (the state says so), planned,
+            # not an outage. Only for its own buses: a device cannot talk its way out of one.
+            return
+        if received_ms < e.doubt_until_ms or device in e.awaiting_reconnect:
+            # a will the embedded broker's own stop fired (or its retained copy): offline for
+            # now, alerted only if the device does not come back
+            if device not in e.awaiting_reconnect:
+                e.awaiting_reconnect.add(device)
+                wait_ms = int(e.rules["device_offline"].p("reconnect_wait_s") * 1000)
+                e.set_timer(device, "reconnect", received_ms + wait_ms)
+            return
         _offline(e, device, received_ms, "last will or offline status")
         return
+    if e.awaiting_reconnect and device in e.awaiting_reconnect:
+        e.awaiting_reconnect.discard(device)  # back: the restart was all it was
+        e.cancel(device, "reconnect")
     if e.alerts.get(device, "device_offline") is not None:
         e.ok(device, "device_offline", received_ms, "device back")
         if device in e.children:
@@ -197,6 +213,9 @@ def on_timer(e: RuleContext, device: str, key: str, data: dict[str, Any], now_ms
             e.set_timer(device, "silence", wait_until)  # the parent's alert may cover it
         else:
             _offline(e, device, now_ms, "silent for too long")
+    elif kind == "reconnect":
+        e.awaiting_reconnect.discard(device)
+        _offline(e, device, now_ms, "last will, not back after the gateway's restart")
     elif kind == "clear":
         e.clear_now(device, arg, now_ms, data.get("reason", "condition ended"))
     elif kind == "autoclear":

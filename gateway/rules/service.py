@@ -75,6 +75,9 @@ class Alerting:
         self.clock = clock or SystemClock()
         conn: Callable[[], sqlite3.Connection] = lambda: store.conn  # noqa: E731
         self.outbox = Outbox(conn, [w.url for w in settings.webhooks], self.clock.now_ms)
+        bridged = {b.id for b in settings.serial} | {
+            d.id for b in settings.serial for d in b.devices
+        }
         self.alerts = AlertBook(conn, self.outbox)
         self.tickets = TicketBook(conn, self.outbox)
         self.engine = Engine(
@@ -85,7 +88,9 @@ class Alerting:
             self.tickets,
             self.outbox,
             [
-                DeviceInfo(d.id, d.community, d.device_class, d.parent, d.expect_every_s)
+                DeviceInfo(
+                    d.id, d.community, d.device_class, d.parent, d.expect_every_s, d.id in bridged
+                )
                 for d in registry.devices
             ],
             store.devices,

@@ -10,6 +10,7 @@ from typing import Any
 from devices.model import Decoded
 from gateway.clock import FakeClock
 from gateway.config import Registry, Settings
+from gateway.fieldbus.bridge import registry_with_serial
 from gateway.rules.service import Alerting
 from gateway.store.journal import Accepted, Store
 
@@ -21,12 +22,17 @@ class Harness:
         devices: list[dict[str, Any]],
         rules: dict[str, dict[str, Any]] | None = None,
         clock: FakeClock | None = None,
+        serial: list[dict[str, Any]] | None = None,
     ) -> None:
+        """``serial``: ``[[serial]]`` buses, whose buses and devices join the registry as the
+        gateway's own (the rules treat them as bridged)."""
         self.path = path
         self.clock = clock or FakeClock()
-        self.registry = Registry.model_validate({"devices": devices})
         self.settings = Settings.model_validate(
-            {"store": {"path": str(path)}, "rules": rules or {}}
+            {"store": {"path": str(path)}, "rules": rules or {}, "serial": serial or []}
+        )
+        self.registry = registry_with_serial(
+            Registry.model_validate({"devices": devices}), self.settings.serial
         )
         self.seq = itertools.count(int(self.clock.now_ms()))
         self.open()
@@ -43,7 +49,14 @@ class Harness:
         self.engine = self.alerting.engine
 
     def close(self) -> None:
+        """A clean stop."""
         self.engine.close()
+        self.store.close()
+
+    def crash(self) -> None:
+        """The process dies: its timers with it, nothing saved on the way out."""
+        for _, _, handle in self.engine.timers.values():
+            handle.cancel()
         self.store.close()
 
     def send(self, device: str, kind: str, **body: Any) -> None:
@@ -60,9 +73,10 @@ class Harness:
                 event=body.pop("event"),
                 attrs=body,
             )
-        elif kind == "status":
+        elif kind == "status":  # any other key (a reason) rides along, as the decoder keeps it
+            state = body.pop("state")
             m = Decoded(
-                st.device_class, device, "status", ts, seq=next(self.seq), status=body["state"]
+                st.device_class, device, "status", ts, seq=next(self.seq), attrs=body, status=state
             )
         else:
             m = Decoded(st.device_class, device, "telemetry", ts, seq=next(self.seq), fields=body)

@@ -97,6 +97,14 @@ def test_status_online_forms(payload: bytes) -> None:
     assert (got.kind, got.status, got.ts_ms, got.ts_flag) == ("status", "online", NOW, "missing")
 
 
+def test_status_keeps_the_reason_it_gives() -> None:
+    topic = Topic("c1", "meter", "bus-1", "status")
+    got = decode(topic, b'{"state": "offline", "reason": "gateway_stopped"}', NOW)
+    assert (got.status, got.attrs) == ("offline", {"reason": "gateway_stopped"})
+    assert decode(topic, b'{"state": "offline", "reason": 7}', NOW).attrs == {}
+    assert decode(topic, b"offline", NOW).attrs == {}
+
+
 def test_status_offline_with_time() -> None:
     got = decode(
         Topic("c1", "parking", "p1", "status"), b'{"state": "offline", "ts": 1763699999000}', NOW

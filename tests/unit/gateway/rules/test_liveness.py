@@ -141,7 +141,7 @@ def test_a_crash_between_the_journal_and_the_rules_is_replayed_once(tmp_path):
     st = h.store.devices["w-1"]
     m = Decoded("meter", "w-1", "event", h.clock.now_ms(), seq=1, event="leak_detected")
     h.store.write([Accepted(st, m, h.clock.now_ms())], [])  # committed, rules never ran
-    h.close()
+    h.crash()
     h2 = Harness(tmp_path / "c.db", DEVICES, clock=h.clock)
     assert [n["data"]["rule"] for n in h2.notices("alert.raised")] == ["leak_detected"]
     h2.close()
