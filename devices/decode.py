@@ -24,7 +24,7 @@ REASONS = (
     *("unknown_class", "unexpected_message", "too_large", "empty", "not_utf8", "not_json"),
     *("non_finite", "too_deep", "not_object", "bad_status", "bad_ts", "bad_seq"),
     *("bad_field_name", "bad_field_type", "no_readings", "missing_event", "unknown_event"),
-    *("bad_attribute", "bad_ack"),
+    *("bad_attribute", "bad_ack", "too_many_fields"),
 )
 """Every reason code :func:`decode` may raise."""
 
@@ -230,8 +230,15 @@ def _seq(raw: Any) -> int | None:
     return raw
 
 
+MAX_FIELDS = 64
+"""Readings in one message: a meter reports a few dozen at most; thousands of distinct names
+would each become a stored series (a device could flood the API and the store with them)."""
+
+
 def _fields(profile: Profile, obj: dict[str, Any]) -> dict[str, Value]:
     """Numbers and booleans become readings; other unknown values are ignored."""
+    if len(obj) > MAX_FIELDS + len(_RESERVED):
+        raise Rejected("too_many_fields", f"{len(obj)} keys, at most {MAX_FIELDS} readings")
     numbers = profile.numbers
     fields: dict[str, Value] = {}
     for name, value in obj.items():

@@ -36,6 +36,7 @@ from devices.profiles import PROFILES
 from gateway.adapters.binding import AdapterDevices
 from gateway.adapters.router import Route, TopicRouter
 from gateway.clock import Clock, Handle, SystemClock
+from gateway.field_cap import MAX_FIELDS_PER_DEVICE, check_field_names
 from gateway.store.journal import Accepted, DeadLetter, DeviceState, Store, WriteResult
 
 log = logging.getLogger(__name__)
@@ -164,6 +165,8 @@ class Ingest:
                     )
                 else:
                     decoded = self._decode(t, m.payload, received)
+                if len(state.latest) + len(decoded.fields) > MAX_FIELDS_PER_DEVICE:
+                    check_field_names(state, decoded)
                 accepted.append(Accepted(state, decoded, received))
             except Rejected as r:
                 self._dead.append(DeadLetter(received, m.topic, r.reason, r.detail, m.payload))

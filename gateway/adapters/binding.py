@@ -23,6 +23,7 @@ from devices.model import Rejected
 from devices.profiles import PROFILES
 from devices.topics import Topic
 from gateway.config import RegistryDevice
+from gateway.field_cap import MAX_FIELDS_PER_DEVICE, check_field_names
 from gateway.store.journal import Accepted, DeviceState, Store
 
 JOURNALED = ("telemetry", "event", "status")
@@ -158,6 +159,8 @@ class AdapterDevices:
         for kind, body in bodies:
             topic = Topic(state.community, state.device_class, state.device, kind)
             decoded = decode(topic, body, received_ms, max_bytes=self.max_payload_bytes)
+            if len(state.latest) + len(decoded.fields) > MAX_FIELDS_PER_DEVICE:
+                check_field_names(state, decoded)
             out.append(Accepted(state, decoded, received_ms))
         return out
 

@@ -19,6 +19,12 @@ CASES: list[tuple[str, str, bytes, str]] = [
     ("access", "cmd", b'{"id": "a"}', "unexpected_message"),
     ("access", "config", b"{}", "unexpected_message"),
     ("meter", "telemetry", b"", "empty"),
+    (
+        "meter",
+        "telemetry",
+        ("{" + ",".join(f'"f{i}_w": 1' for i in range(70)) + "}").encode(),
+        "too_many_fields",
+    ),
     ("meter", "telemetry", b"  \n\t ", "empty"),
     ("meter", "telemetry", b'{"power_w": \xff}', "not_utf8"),
     ("meter", "telemetry", b"\xed\xa0\x80", "not_utf8"),

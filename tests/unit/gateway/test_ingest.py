@@ -207,3 +207,27 @@ async def test_retention_never_deletes_unsent_rows_or_the_newest(store):
     # with no sink every old row may go, except the newest (row ids must never restart)
     assert store.expire(NOW + 1000) == 3
     assert [r for (r,) in store.conn.execute("SELECT id FROM journal")] == [10]
+
+
+def test_a_field_name_flood_is_dead_lettered_past_the_caps(store):
+    """One meter inventing names (issue 13, finding 5): at most 64 readings a message and 256
+    names a device; the excess is dead-lettered with its reason and the rest goes on."""
+    from gateway.field_cap import MAX_FIELDS_PER_DEVICE
+
+    clock = FakeClock()
+    ingest = Ingest(store, clock=clock, prefix="community", acker=Acks())
+    topic = "community/c1/meter/m-1/telemetry"
+    wide = orjson.dumps({"ts": NOW, "seq": 1, **{f"f{i}_w": 1.0 for i in range(65)}})
+    msgs = [Msg(topic, wide, packet_id=1)]
+    for n in range(20):  # 20 messages of 60 new names each: 1,200 names offered
+        body = {"ts": NOW + n + 1, "seq": n + 2, **{f"x{n}_{i}_w": 1.0 for i in range(60)}}
+        msgs.append(Msg(topic, orjson.dumps(body), packet_id=n + 2))
+        ingest.on_batch([msgs[-1]], "conn")
+        ingest.flush()
+    ingest.on_batch([msgs[0]], "conn")
+    ingest.on_batch([Msg(topic, telemetry(99, power_w=5.0), packet_id=99)], "conn")
+    ingest.flush()
+    latest = store.devices["m-1"].latest
+    assert MAX_FIELDS_PER_DEVICE - 60 < len(latest) <= MAX_FIELDS_PER_DEVICE
+    assert latest["power_w"][0] == 5.0  # a known name still lands
+    assert store.dead_letter_counts["too_many_fields"] == 1 + 20 - MAX_FIELDS_PER_DEVICE // 60
