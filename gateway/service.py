@@ -31,10 +31,12 @@ from gateway.mqtt.codec import max_packet_size
 from gateway.rules.service import Alerting
 from gateway.sinks import Sink, build_sink
 from gateway.store.journal import Accepted, Store
+from gateway.store.pressure import CHECK_EVERY_S as PRESSURE_EVERY_S
+from gateway.store.pressure import StorePressure
 from gateway.store.queries import Queries
 from gateway.store.retention import EVERY_S as RETENTION_EVERY_S
 from gateway.store.retention import Retention
-from gateway.store.schema import wal_checkpoint
+from gateway.store.schema import WAL_RESET_BYTES, wal_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +88,12 @@ class Gateway:
         self.clock: Clock = clock or SystemClock()
         self.now_ms = self.clock.now_ms
         self.started_ms = self.now_ms()
-        self.store = Store(s.store.path, now_ms=self.now_ms, durability=s.store.durability)
+        self.store = Store(
+            s.store.path,
+            now_ms=self.now_ms,
+            durability=s.store.durability,
+            startup_check=s.store.startup_check,
+        )
         self.queries = Queries(s.store.path)
         self.audit = AuditLog(s.store.path, now_ms=self.now_ms, durability=s.store.durability)
         self.broker: Broker
@@ -155,6 +162,21 @@ class Gateway:
             self.alerting.on_commit,
         ]
         self.commands.fault_listeners.append(self.alerting.command_fault)
+        # the disk quota: nothing shed that a sink, the rules or the state checkpoint lacks
+        self.pressure = StorePressure(
+            self.store,
+            max_bytes=s.store.max_bytes,
+            min_free_bytes=s.store.min_free_bytes,
+            downsample_every_ms=int(s.store.downsample_every_s * 1000),
+            keep_cursors=[c for c in (self.sink.cursor, "rules", "state") if c],
+            clock=self.clock,
+        )
+        self.ingest.observer = self.pressure
+        # the WAL counts against the quota: start it over well before it could fill it
+        self._wal_reset_above = (
+            min(WAL_RESET_BYTES, s.store.max_bytes // 8) if s.store.max_bytes else WAL_RESET_BYTES
+        )
+        self.pressure.alert = self.alerting.store_health
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -172,6 +194,10 @@ class Gateway:
         await self.broker.start()
         self.sink.start()
         self.alerting.start()  # replays what a crash left unprocessed, before new messages
+        if self.store.replaced is not None:
+            self.alerting.store_replaced(*self.store.replaced)
+        self.pressure.start()
+        await self.pressure.check()  # no room at start: hold before the first message
         await self.client.start()
         if self.client.anonymous:
             log.warning(
@@ -185,6 +211,9 @@ class Gateway:
         self._tasks += [
             asyncio.create_task(self._every(2.0, self._checkpoint), name="state-checkpoint"),
             asyncio.create_task(self._wal_checkpoints(), name="wal-checkpoint"),
+            asyncio.create_task(
+                self._every(PRESSURE_EVERY_S, self.pressure.check), name="store-pressure"
+            ),
             asyncio.create_task(
                 self._every(RETENTION_EVERY_S, self.retention.run), name="retention"
             ),
@@ -237,13 +266,18 @@ class Gateway:
         """The WAL is copied back by a thread, never inside a commit on the loop."""
         while True:
             await self.clock.sleep(WAL_CHECKPOINT_EVERY_S)
+            if self.pressure.write_failing:
+                continue  # it would fail the same way; the ingest's retries show recovery
             try:
-                await asyncio.to_thread(wal_checkpoint, self.settings.store.path)
+                await asyncio.to_thread(
+                    wal_checkpoint, self.settings.store.path, reset_above=self._wal_reset_above
+                )
             except Exception:  # a task boundary: try again next time
                 log.exception("WAL checkpoint failed")
 
     def _checkpoint(self) -> None:
-        self.store.checkpoint_state()
+        if not self.pressure.write_failing:  # logged once by the pressure, not every 2 s
+            self.store.checkpoint_state()
 
     async def stop(self) -> None:
         await self.fieldbus.stop()
