@@ -12,6 +12,7 @@ import ctypes
 import ctypes.util
 import gc
 import logging
+import sqlite3
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -32,7 +33,7 @@ from gateway.rules.service import Alerting
 from gateway.sinks import Sink, build_sink
 from gateway.store.journal import Accepted, Store
 from gateway.store.pressure import CHECK_EVERY_S as PRESSURE_EVERY_S
-from gateway.store.pressure import StorePressure
+from gateway.store.pressure import WRITE, StorePressure, classify
 from gateway.store.queries import Queries
 from gateway.store.retention import EVERY_S as RETENTION_EVERY_S
 from gateway.store.retention import Retention
@@ -272,12 +273,23 @@ class Gateway:
                 await asyncio.to_thread(
                     wal_checkpoint, self.settings.store.path, reset_above=self._wal_reset_above
                 )
+            except (sqlite3.Error, OSError) as exc:
+                if classify(exc) == WRITE:
+                    log.exception("WAL checkpoint failed")
+                else:  # a full disk, an I/O error: the pressure reports those, once
+                    log.warning("WAL checkpoint failed: %s", exc)
             except Exception:  # a task boundary: try again next time
                 log.exception("WAL checkpoint failed")
 
     def _checkpoint(self) -> None:
-        if not self.pressure.write_failing:  # logged once by the pressure, not every 2 s
+        if self.pressure.write_failing:  # logged once by the pressure, not every 2 s
+            return
+        try:
             self.store.checkpoint_state()
+        except (sqlite3.Error, OSError) as exc:
+            if classify(exc) == WRITE:
+                raise
+            log.warning("state checkpoint failed: %s", exc)  # again in 2 s
 
     async def stop(self) -> None:
         await self.fieldbus.stop()

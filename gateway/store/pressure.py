@@ -104,6 +104,7 @@ class StorePressure:
         self.clock = clock
         self.reserve_bytes = reserve_bytes
         self.reserve_path = Path(store.path + "-reserve")
+        self._folder = self.reserve_path.resolve().parent
         self.chunk = chunk
         self.reasons: dict[str, str] = {}  # reason -> what an operator should read
         self.since_ms: dict[str, int] = {}
@@ -116,18 +117,23 @@ class StorePressure:
         self.alert: Callable[[Mapping[str, str]], None] | None = None
         """Told the reasons (empty: recovered) whenever they change; raises the alert. It
         writes to the store, so it may fail: it is then told again at the next check."""
-        self._alerted: dict[str, str] = {}
+        self._alerted: dict[str, str] | None = {}  # None: unknown (telling it failed)
         self._alert_failing = False
+        self._disk_room = True  # after SQLITE_FULL: whether the disk has room to try again
 
     # -- what the ingest asks and tells -----------------------------------------------------
 
     def may_commit(self) -> bool:
-        """False while held: nothing is committed, so nothing is acknowledged."""
-        return not self.held
+        """False while held (nothing is committed, so nothing is acknowledged), and after a
+        full disk until the disk has room again: a retry would only eat the reserve given up
+        for the alert."""
+        return not self.held and self._disk_room
 
     def commit_failed(self, exc: BaseException) -> None:
         reason = classify(exc)
         self.write_failures_total[reason] += 1
+        if reason == FULL:
+            self._disk_room = False
         if reason in self.reasons:
             return
         if reason == FULL:
@@ -158,7 +164,7 @@ class StorePressure:
         (page_size,) = conn.execute("PRAGMA page_size").fetchone()
         (pages,) = conn.execute("PRAGMA page_count").fetchone()
         (free_pages,) = conn.execute("PRAGMA freelist_count").fetchone()
-        st = os.statvfs(Path(self.store.path).resolve().parent)
+        st = os.statvfs(self._folder)
         return Usage(
             used_bytes=(pages - free_pages) * page_size,
             free_list_bytes=free_pages * page_size,
@@ -179,6 +185,9 @@ class StorePressure:
     async def check(self) -> None:
         """Measure; shed or hold when there is no room; release a hold when there is."""
         if self.write_failing:
+            if not self._disk_room:
+                st = os.statvfs(self._folder)
+                self._disk_room = st.f_bavail * st.f_frsize >= 2 * self.reserve_bytes + (1 << 18)
             self._sync_alert()
             return  # the ingest's retries decide that; shedding would fail the same way
         usage = self.usage = self.measure()
@@ -285,6 +294,7 @@ class StorePressure:
             if not self._alert_failing:
                 log.error("store_degraded alert could not be written yet: %s", exc)
             self._alert_failing = True
+            self._alerted = None  # what the alert says now is unknown: tell it again
             return
         self._alert_failing = False
         self._alerted = dict(self.reasons)

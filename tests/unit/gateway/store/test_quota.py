@@ -299,8 +299,11 @@ async def test_a_full_disk_gives_up_the_reserve_and_raises_the_alert(h, tmp_path
     p.commit_failed(full)
     assert not p.reserve_path.exists()
     assert p.write_failures_total["disk_full"] == 2 and "disk_full" in p.reasons
-    assert p.may_commit()  # the ingest keeps retrying: the first commit that works recovers
     assert ("store", "store_degraded") in h.active()
+    assert not p.may_commit()  # no retry eats the reserve given up for the alert...
+    await p.check()
+    assert p.may_commit()  # ...until the disk has room: the first commit that works recovers
+    assert "disk_full" in p.reasons
     p.commit_failed(sqlite3.OperationalError("attempt to write a readonly database"))
     assert set(p.reasons) == {"disk_full", "read_only"}
     p.commit_ok()
