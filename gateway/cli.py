@@ -87,7 +87,9 @@ async def _serve(
 def cmd_serve(args: argparse.Namespace) -> int:
     settings, registry = _load(args.config)
     if not settings.auth.platform_keys:
-        log.warning("no [auth] platform_keys: every API call but /healthz and /readyz will answer 401")
+        log.warning(
+            "no [auth] platform_keys: every API call but /healthz and /readyz will answer 401"
+        )
     if not _run(_serve(settings, registry)):
         return 1
     return 0

@@ -5,6 +5,7 @@ nothing left to shed the ingest holds (nothing committed, nothing acknowledged) 
 
 from __future__ import annotations
 
+import errno
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ import pytest
 from devices.model import Decoded
 from gateway.ingest import Ingest
 from gateway.store.journal import Accepted
-from gateway.store.pressure import QUOTA, StorePressure
+from gateway.store.pressure import FLOOR, QUOTA, StorePressure, Usage, classify
 from gateway.store.queries import Queries
 from gateway.store.quota import DOWNSAMPLED
 from gateway.store.schema import TELEMETRY
@@ -31,6 +32,7 @@ DEVICES: list[dict[str, Any]] = [
 SECONDS = 1800  # half an hour of one reading a second from each meter
 BUCKET_MS = 60_000
 CURSORS = ("influx", "rules", "state")
+MIB = 2**20
 
 
 @dataclass(frozen=True)
@@ -312,3 +314,30 @@ async def test_a_full_disk_gives_up_the_reserve_and_raises_the_alert(h, tmp_path
     assert p.reserve_path.exists()  # made again once there is room
     h.clock.advance(31_000)
     assert ("store", "store_degraded") not in h.active()
+
+
+def test_the_tighter_limit_binds_and_free_pages_count_as_room(h):
+    p = pressure(h, 100 * MIB)
+    p.min_free_bytes = 64 * MIB
+    # the quota binds: 10 MiB left under it, 36 MiB above the floor
+    assert p.room(Usage(90 * MIB, 0, 100 * MIB)) == (10 * MIB, QUOTA, 10 * MIB)
+    # the floor binds: 2 MiB of disk above it, plus 1 MiB of free pages inside the store
+    assert p.room(Usage(10 * MIB, MIB, 66 * MIB)) == (3 * MIB, FLOOR, 64 * MIB // 10)
+    p.max_bytes = p.min_free_bytes = 0
+    assert p.room(Usage(10**12, 0, 0))[0] > 10**15  # no limit: never sheds
+
+
+@pytest.mark.parametrize(
+    ("exc", "reason"),
+    [
+        (sqlite3.OperationalError("database or disk is full"), "disk_full"),
+        (sqlite3.OperationalError("disk I/O error"), "io_error"),
+        (sqlite3.OperationalError("attempt to write a readonly database"), "read_only"),
+        (OSError(errno.ENOSPC, "No space left on device"), "disk_full"),
+        (OSError(errno.EROFS, "Read-only file system"), "read_only"),
+        (OSError(errno.EIO, "Input/output error"), "io_error"),
+        (sqlite3.OperationalError("database is locked"), "write_error"),
+    ],
+)
+def test_failed_commits_are_told_apart(exc, reason):
+    assert classify(exc) == reason
