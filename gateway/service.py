@@ -33,7 +33,7 @@ from gateway.rules.service import Alerting
 from gateway.sinks import Sink, build_sink
 from gateway.store.journal import Accepted, Store
 from gateway.store.pressure import CHECK_EVERY_S as PRESSURE_EVERY_S
-from gateway.store.pressure import WRITE, StorePressure, classify
+from gateway.store.pressure import FULL, WRITE, StorePressure, classify
 from gateway.store.queries import Queries
 from gateway.store.retention import EVERY_S as RETENTION_EVERY_S
 from gateway.store.retention import Retention
@@ -265,19 +265,26 @@ class Gateway:
 
     async def _wal_checkpoints(self) -> None:
         """The WAL is copied back by a thread, never inside a commit on the loop."""
+        failing = False
         while True:
             await self.clock.sleep(WAL_CHECKPOINT_EVERY_S)
-            if self.pressure.write_failing:
-                continue  # it would fail the same way; the ingest's retries show recovery
+            reset_above = self._wal_reset_above
+            usage = self.pressure.usage
+            if usage is not None:  # on a small disk, the WAL must not be what fills it
+                reset_above = min(reset_above, max(1 << 20, usage.free_disk_bytes // 4))
+            if FULL in self.pressure.reasons:
+                reset_above = 0  # the WAL's own blocks may be what the disk lacks
             try:
                 await asyncio.to_thread(
-                    wal_checkpoint, self.settings.store.path, reset_above=self._wal_reset_above
+                    wal_checkpoint, self.settings.store.path, reset_above=reset_above
                 )
+                failing = False
             except (sqlite3.Error, OSError) as exc:
                 if classify(exc) == WRITE:
                     log.exception("WAL checkpoint failed")
-                else:  # a full disk, an I/O error: the pressure reports those, once
-                    log.warning("WAL checkpoint failed: %s", exc)
+                elif not failing:  # a full disk, an I/O error: the pressure reports those
+                    log.warning("WAL checkpoint failed (again every second, quietly): %s", exc)
+                failing = True
             except Exception:  # a task boundary: try again next time
                 log.exception("WAL checkpoint failed")
 

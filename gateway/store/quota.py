@@ -20,13 +20,14 @@ transactions; a bucket cut by a chunk's edge keeps one row on each side.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from typing import Any
 
 import orjson
 
 from devices.profile import Profile
+from devices.profiles import PROFILES
 from gateway.store.schema import TELEMETRY
 
 DOWNSAMPLED = "downsampled"
@@ -47,43 +48,36 @@ def shed_limit(conn: sqlite3.Connection, cursors: Iterable[str]) -> int:
     return max(limit, 0)
 
 
-def sheddable_devices(conn: sqlite3.Connection) -> list[int]:
-    """Ids of the devices whose telemetry may be shed (meters)."""
-    marks = ",".join("?" * len(SHED_CLASSES))
-    return [
-        int(r[0])
-        for r in conn.execute(
-            f"SELECT id FROM devices WHERE class IN ({marks})",  # noqa: S608
-            SHED_CLASSES,
-        )
-    ]
+_SHED_DEVICES = "SELECT id FROM devices WHERE class IN ({})".format(  # noqa: S608
+    ",".join(f"'{c}'" for c in SHED_CLASSES)  # constants
+)
 
 
 def downsample_chunk(
     conn: sqlite3.Connection,
     transaction: Transaction,
     *,
-    devices: Mapping[int, Profile | None],
     limit_id: int,
     every_ms: int,
+    after_id: int = 0,
     chunk: int = CHUNK,
 ) -> tuple[int, int]:
-    """Downsample the oldest ``chunk`` raw meter readings at or behind ``limit_id``: (raw rows
-    read, rows removed); (0, 0) when nothing raw is left to downsample."""
-    if not devices:
-        return 0, 0
-    ids = ",".join(str(int(d)) for d in devices)  # integers from the devices table
+    """Downsample the oldest ``chunk`` raw meter readings with ids in (``after_id``,
+    ``limit_id``]: (the last id read, rows removed); (0, 0) when nothing raw is left."""
     with transaction():
         rows = conn.execute(
-            "SELECT id, device_id, ts_ms, seq, body FROM journal"  # noqa: S608
-            f" WHERE id <= ? AND kind = {TELEMETRY} AND flag != '{DOWNSAMPLED}'"
-            f" AND device_id IN ({ids}) ORDER BY id LIMIT ?",
-            (limit_id, chunk),
+            "SELECT j.id, j.device_id, j.ts_ms, j.seq, j.body, d.class FROM journal j"  # noqa: S608
+            " JOIN devices d ON d.id = j.device_id"
+            f" WHERE j.id > ? AND j.id <= ? AND j.kind = {TELEMETRY} AND j.flag != '{DOWNSAMPLED}'"
+            f" AND j.device_id IN ({_SHED_DEVICES}) ORDER BY j.id LIMIT ?",
+            (after_id, limit_id, chunk),
         ).fetchall()
         if not rows:
             return 0, 0
         groups: dict[tuple[int, int], list[tuple[int, int, int, dict[str, Any]]]] = {}
-        for row_id, device_id, ts_ms, seq, body in rows:
+        classes: dict[int, str] = {}
+        for row_id, device_id, ts_ms, seq, body, device_class in rows:
+            classes[device_id] = device_class
             groups.setdefault((device_id, ts_ms // every_ms), []).append(
                 (ts_ms, seq, row_id, orjson.loads(body))
             )
@@ -92,7 +86,7 @@ def downsample_chunk(
         for (device_id, _), group in groups.items():
             group.sort(key=lambda g: (g[0], g[1]))
             keep = group[-1][2]
-            body = _aggregate([g[3] for g in group], devices.get(device_id))
+            body = _aggregate([g[3] for g in group], PROFILES.get(classes[device_id]))
             updates.append((orjson.dumps(body).decode(), keep))
             deletes += [(g[2],) for g in group[:-1]]
         conn.executemany(
@@ -100,25 +94,17 @@ def downsample_chunk(
             updates,
         )
         conn.executemany("DELETE FROM journal WHERE id = ?", deletes)
-    return len(rows), len(deletes)
+    return int(rows[-1][0]), len(deletes)
 
 
 def drop_chunk(
-    conn: sqlite3.Connection,
-    transaction: Transaction,
-    *,
-    devices: Iterable[int],
-    limit_id: int,
-    chunk: int = CHUNK,
+    conn: sqlite3.Connection, transaction: Transaction, *, limit_id: int, chunk: int = CHUNK
 ) -> int:
     """Delete the oldest ``chunk`` meter readings at or behind ``limit_id``; rows deleted."""
-    ids = ",".join(str(int(d)) for d in devices)
-    if not ids:
-        return 0
     with transaction():
         cur = conn.execute(
             "DELETE FROM journal WHERE id IN (SELECT id FROM journal"  # noqa: S608
-            f" WHERE id <= ? AND kind = {TELEMETRY} AND device_id IN ({ids})"
+            f" WHERE id <= ? AND kind = {TELEMETRY} AND device_id IN ({_SHED_DEVICES})"
             " ORDER BY id LIMIT ?)",
             (limit_id, chunk),
         )

@@ -5,6 +5,7 @@ after space comes back resumes without a restart within 10 s, with nothing lost.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -133,4 +134,77 @@ def test_disk_full_under_load(mosquitto, gateway_factory, tmp_path):
         assert logs.count("store degraded (disk_full)") == 1, logs[-3000:]
         assert "Traceback" not in logs, logs[-5000:]
         print(f"recovered {recovered_s:.1f} s after space came back")
+        gw.stop()
+
+
+def test_the_floor_of_free_disk_sheds_meter_readings_and_keeps_every_event(
+    mosquitto, gateway_factory, tmp_path, publisher
+):
+    """No sink: the journal is the readings' only reader, so once the 24 MiB disk is down to
+    its floor the oldest readings are downsampled (then dropped); door events never are, and
+    every message is acknowledged and stored or accounted for."""
+    with small_filesystem(tmp_path / "disk", 24 * 2**20) as disk:
+        gw = gateway_factory(
+            mqtt_url=mosquitto.url,
+            store_path=str(disk / "courtyard.db"),
+            store={"min_free_bytes": 14 * 2**20, "downsample_every_s": 60},
+            extra="[rules.store_degraded]\nclear_after_s = 1\n",
+        )
+        gw.start()
+        total = RATE * 30
+        done: dict[str, Any] = {}
+        load = threading.Thread(
+            target=lambda: done.update(
+                flood(
+                    "127.0.0.1",
+                    mosquitto.port,
+                    devices=1000,
+                    messages=total,
+                    rate=RATE,
+                    engine="raw",
+                    timeout_s=120,
+                )
+            )
+        )
+        load.start()
+        doors = 0
+        while load.is_alive():
+            publisher.publish(
+                "community/c1/access/gate-north/event",
+                f'{{"seq": {doors}, "event": "door_opened", "method": "card"}}',
+            )
+            doors += 1
+            time.sleep(0.2)
+        load.join()
+        assert done.get("acked") == total, done
+
+        def count(sql: str) -> int:
+            conn = sqlite3.connect(f"file:{gw.db}?mode=ro", uri=True)
+            try:
+                return int(conn.execute(sql).fetchone()[0])
+            finally:
+                conn.close()
+
+        wait_for(
+            lambda: (
+                count("SELECT count(*) FROM journal WHERE kind = 1") >= doors
+                and metric(gw.get("/metrics").text, "courtyard_ingest_pending") == 0
+            ),
+            timeout=60,
+            what="the backlog committed",
+        )
+        metrics = gw.get("/metrics").text
+        assert metric(metrics, "courtyard_store_holds_total") == 0
+        # shedding kept the disk from filling: no commit ever failed
+        assert 'courtyard_store_write_failures_total{reason="disk_full"} 0' in metrics
+        shed = [
+            ln for ln in metrics.splitlines() if ln.startswith("courtyard_store_shed_rows_total")
+        ]
+        assert any(not ln.endswith(" 0") for ln in shed), shed
+        assert store_alerts(gw, "active") or store_alerts(gw, "cleared")
+        assert count("SELECT count(*) FROM journal WHERE kind = 1") == doors  # all kept
+        assert count("SELECT count(*) FROM journal WHERE flag = 'downsampled'") > 0
+        st = os.statvfs(disk)
+        assert st.f_bavail * st.f_frsize > 8 * 2**20  # the floor held (less one WAL's worth)
+        print(metrics[metrics.index("courtyard_store_used") :].split("# HELP courtyard_comm")[0])
         gw.stop()

@@ -111,6 +111,7 @@ def pressure(h: Harness, max_bytes: int) -> StorePressure:
         clock=h.clock,
         reserve_bytes=0,
         chunk=1000,
+        chunks_per_check=1000,
     )
     p.alert = h.alerting.store_health
     return p
