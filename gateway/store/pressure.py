@@ -240,7 +240,6 @@ class StorePressure:
                 if not budget:
                     exhausted = False
                     break
-                budget -= 1
                 if step == "downsampled":
                     after_id, removed = quota.downsample_chunk(
                         conn,
@@ -257,7 +256,8 @@ class StorePressure:
                     )
                     more = removed > 0
                 if not more:
-                    break
+                    break  # (a look that found nothing spends none of the budget)
+                budget -= 1
                 self.shed_total[step] += removed
                 if removed:
                     self._set(limit, f"at its {_what(limit)}: shedding meter readings")

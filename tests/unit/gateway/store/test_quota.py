@@ -186,7 +186,9 @@ async def test_meter_readings_are_downsampled_then_dropped_and_nothing_else_is_s
     # the stated order (nothing dropped while a raw reading behind the cursor is left; the
     # oldest first), and nothing else is touched; at the end, nothing is left to shed
     step = max(used // 20, 4096)
-    while not p.held:
+    for _ in range(1000):  # bounded: a policy that never holds fails, not hangs
+        if p.held:
+            break
         h.clock.advance(1000)
         p.max_bytes = max(p.measure().used_bytes - step, 4096)
         before = {r[0] for r in rows(h)}
@@ -342,3 +344,24 @@ def test_the_tighter_limit_binds_and_free_pages_count_as_room(h):
 )
 def test_failed_commits_are_told_apart(exc, reason):
     assert classify(exc) == reason
+
+
+async def test_a_bounded_shed_goes_on_at_the_next_check_before_any_hold(h):
+    fill(h)
+    set_cursors(h, rows(h)[-1][0])
+    p = pressure(h, 4096)
+    p.chunk, p.chunks_per_check = 200, 1  # one small transaction a check
+    checks = 0
+    while not p.held and checks < 2000:  # bounded: a policy that never holds fails, not hangs
+        await p.check()
+        checks += 1
+        if not p.held:
+            assert QUOTA in p.reasons and p.shedding  # degraded while it sheds
+    assert p.held and p.holds_total == 1
+    assert checks > 10  # it took many checks: never held while something was left to shed
+    assert not rows(
+        h,
+        " WHERE kind = ? AND device_id IN (SELECT id FROM devices WHERE"
+        " class = 'meter') AND id < (SELECT max(id) FROM journal)",
+        (TELEMETRY,),
+    )
