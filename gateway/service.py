@@ -42,6 +42,7 @@ from gateway.store.schema import WAL_RESET_BYTES, wal_checkpoint
 log = logging.getLogger(__name__)
 
 WAL_CHECKPOINT_EVERY_S = 1.0
+STORE_RETRY_S = 2.0
 
 
 def _release_startup_memory() -> None:
@@ -177,7 +178,6 @@ class Gateway:
         self._wal_reset_above = (
             min(WAL_RESET_BYTES, s.store.max_bytes // 8) if s.store.max_bytes else WAL_RESET_BYTES
         )
-        self.pressure.alert = self.alerting.store_health
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -187,16 +187,13 @@ class Gateway:
     async def start(self) -> None:
         s = self.settings
         Path(s.store.path).parent.mkdir(parents=True, exist_ok=True)
-        self.store.open()
-        self.audit.open()
-        self.store.register(
-            (d.id, d.community, d.device_class, d.building) for d in self.registry.devices
-        )
+        await self._open_store()
         await self.broker.start()
         self.sink.start()
         self.alerting.start()  # replays what a crash left unprocessed, before new messages
         if self.store.replaced is not None:
             self.alerting.store_replaced(*self.store.replaced)
+        self.pressure.alert = self.alerting.store_health  # alerts can be written from now on
         self.pressure.start()
         await self.pressure.check()  # no room at start: hold before the first message
         await self.client.start()
@@ -230,6 +227,35 @@ class Gateway:
             s.store.path,
             len(self.registry.devices),
         )
+
+    async def _open_store(self) -> None:
+        """Open the store, waiting for it while its filesystem is full, read-only or failing:
+        exiting would only make a crash loop of the supervisor's restarts, and the broker
+        keeps the messages meanwhile. Anything else is a real error and stops start-up."""
+        while True:
+            try:
+                self.store.open()
+                self.audit.open()
+                self.store.register(
+                    (d.id, d.community, d.device_class, d.building) for d in self.registry.devices
+                )
+                break
+            except (sqlite3.Error, OSError) as exc:
+                self.store.close()
+                with contextlib.suppress(sqlite3.Error, OSError):
+                    self.audit.close()
+                if classify(exc, self.settings.store.path) == WRITE:
+                    raise
+                if not self.pressure.write_failing:
+                    log.error(
+                        "store %s cannot be opened for writing, trying again every %g s",
+                        self.settings.store.path,
+                        STORE_RETRY_S,
+                    )
+                self.pressure.commit_failed(exc)
+                await self.clock.sleep(STORE_RETRY_S)
+        if self.pressure.write_failing:
+            self.pressure.commit_ok()
 
     def _ssl_context(self) -> ssl.SSLContext | None:
         m = self.settings.mqtt

@@ -52,8 +52,15 @@ FULL, IO, READ_ONLY, WRITE = "disk_full", "io_error", "read_only", "write_error"
 WRITE_FAILURES = (FULL, IO, READ_ONLY, WRITE)
 
 
-def classify(exc: BaseException) -> str:
-    """The reason a commit failed, from SQLite's error code or the OS errno."""
+def classify(exc: BaseException, path: str | None = None) -> str:
+    """The reason a commit failed, from SQLite's error code or the OS errno; with the store's
+    ``path``, a file that cannot be opened on a read-only filesystem counts as ``read_only``."""
+    if path is not None and isinstance(exc, sqlite3.Error | OSError):
+        try:
+            if os.statvfs(Path(path).parent).f_flag & os.ST_RDONLY:
+                return READ_ONLY
+        except OSError:
+            pass
     if isinstance(exc, sqlite3.Error):
         name = getattr(exc, "sqlite_errorname", "") or ""
         text = str(exc).lower()
@@ -132,7 +139,7 @@ class StorePressure:
         return not self.held and self._disk_room
 
     def commit_failed(self, exc: BaseException) -> None:
-        reason = classify(exc)
+        reason = classify(exc, self.store.path)
         self.write_failures_total[reason] += 1
         if reason == FULL:
             self._disk_room = False
@@ -217,7 +224,7 @@ class StorePressure:
             log.error(
                 "store: at its %s and nothing left to shed: holding acknowledgements (the "
                 "broker queues) until there is room",
-                limit,
+                _what(limit),
             )
             self._set(limit, f"at its {_what(limit)}, nothing left to shed: holding")
         if not self.write_failing and not self.reserve_path.exists():
