@@ -32,7 +32,11 @@ from gateway.store.schema import TELEMETRY
 
 DOWNSAMPLED = "downsampled"
 SHED_CLASSES = ("meter",)
-CHUNK = 5000
+CHUNK = 2000
+"""Rows per shedding transaction, which holds the event loop. Measured on a journal of a million
+readings from 1,000 meters (durability full): 47-88 ms to downsample 5,000, 35-50 ms to drop
+5,000, and ~4.5 MiB of WAL per 5,000 downsampled (the unique index is ordered by device, so the
+rows of one stretch of time dirty pages all over it)."""
 
 Transaction = Callable[[], AbstractContextManager[sqlite3.Connection]]
 
@@ -66,10 +70,12 @@ def downsample_chunk(
     ``limit_id``]: (the last id read, rows removed); (0, 0) when nothing raw is left."""
     with transaction():
         rows = conn.execute(
+            # the journal walked by id (CROSS JOIN keeps it the outer loop, ``+`` keeps SQLite
+            # off the per-device index): else it read every device's rows, then sorted them
             "SELECT j.id, j.device_id, j.ts_ms, j.seq, j.body, d.class FROM journal j"  # noqa: S608
-            " JOIN devices d ON d.id = j.device_id"
+            " CROSS JOIN devices d ON d.id = j.device_id"
             f" WHERE j.id > ? AND j.id <= ? AND j.kind = {TELEMETRY} AND j.flag != '{DOWNSAMPLED}'"
-            f" AND j.device_id IN ({_SHED_DEVICES}) ORDER BY j.id LIMIT ?",
+            f" AND +j.device_id IN ({_SHED_DEVICES}) ORDER BY j.id LIMIT ?",
             (after_id, limit_id, chunk),
         ).fetchall()
         if not rows:
@@ -104,7 +110,7 @@ def drop_chunk(
     with transaction():
         cur = conn.execute(
             "DELETE FROM journal WHERE id IN (SELECT id FROM journal"  # noqa: S608
-            f" WHERE id <= ? AND kind = {TELEMETRY} AND device_id IN ({_SHED_DEVICES})"
+            f" WHERE id <= ? AND kind = {TELEMETRY} AND +device_id IN ({_SHED_DEVICES})"
             " ORDER BY id LIMIT ?)",
             (limit_id, chunk),
         )
