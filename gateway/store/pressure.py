@@ -211,14 +211,13 @@ class StorePressure:
         if room <= 0 or self.shedding:
             room, exhausted = await self._shed(room, limit, slack)
             self.shedding = room < slack and not exhausted
-        if room > 0:
-            if self.held:
+        if self.held:
+            if room >= slack // 2:  # not at the first free byte: that would stop and go
                 self.held = False
-                log.warning("store: room again (%d bytes below its %s): committing", room, limit)
-            if not self.shedding:
-                self._clear(QUOTA)
-                self._clear(FLOOR)
-        elif exhausted and not self.held:
+                log.warning(
+                    "store: room again (%d bytes within its %s): committing", room, _what(limit)
+                )
+        elif room <= 0 and exhausted:
             self.held = True
             self.holds_total += 1
             log.error(
@@ -227,6 +226,9 @@ class StorePressure:
                 _what(limit),
             )
             self._set(limit, f"at its {_what(limit)}, nothing left to shed: holding")
+        if room > 0 and not self.held and not self.shedding:
+            self._clear(QUOTA)
+            self._clear(FLOOR)
         if not self.write_failing and not self.reserve_path.exists():
             self._make_reserve()
         self._sync_alert()
