@@ -89,7 +89,9 @@ async def _serve(
 def cmd_serve(args: argparse.Namespace) -> int:
     settings, registry = _load(args.config)
     if not settings.auth.platform_keys:
-        log.warning("no [auth] platform_keys: every API call but /healthz will answer 401")
+        log.warning(
+            "no [auth] platform_keys: every API call but /healthz and /readyz will answer 401"
+        )
     if (refused := store_cli.preflight(Path(settings.store.path))) is not None:
         print(f"courtyard: {refused}", file=sys.stderr)
         return 1

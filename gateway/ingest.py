@@ -64,6 +64,14 @@ class Message(Protocol):
     def received_at_ms(self) -> int: ...
 
 
+class WriteObserver(Protocol):
+    """Told of every group commit's outcome, and asked before each (the store's pressure)."""
+
+    def may_commit(self) -> bool: ...
+    def commit_failed(self, exc: BaseException) -> None: ...
+    def commit_ok(self) -> None: ...
+
+
 class Ingest:
     """Decode and journal received messages; acknowledge them after the commit.
 
@@ -100,6 +108,7 @@ class Ingest:
         self.max_payload_bytes = max_payload_bytes
         self.listeners: list[Callable[[Sequence[Accepted]], None]] = []
         self.clock: Clock = clock or SystemClock()
+        self.observer: WriteObserver | None = None
         self._accepted: list[Accepted] = []
         self._dead: list[DeadLetter] = []
         self._acks: dict[Any, list[int]] = {}
@@ -251,6 +260,11 @@ class Ingest:
             and not self._waiters
         ):
             return
+        if self.observer is not None and not self.observer.may_commit():
+            # held (no room and nothing left to shed): nothing committed, nothing acknowledged
+            self._due = self.clock.monotonic() + 1.0
+            self._timer = self.clock.call_later(1.0, self.flush)
+            return
         batch = (
             self._accepted,
             self._dead,
@@ -269,6 +283,8 @@ class Ingest:
     def _failed(self, batch: _Batch, exc: BaseException) -> None:
         accepted, dead, acks, discovered, waiters = batch
         self._waiters[:0] = waiters
+        if self.observer is not None:
+            self.observer.commit_failed(exc)
         if self._failing_since is None:
             self._failing_since = self.clock.monotonic()
             log.error(
@@ -293,6 +309,8 @@ class Ingest:
                 self.clock.monotonic() - self._failing_since,
             )
             self._failing_since = None
+        if self.observer is not None:
+            self.observer.commit_ok()
         self.store.apply(accepted, result)
         for token, ids in acks.items():
             if ids:

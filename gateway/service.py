@@ -13,6 +13,7 @@ import ctypes.util
 import gc
 import importlib.metadata
 import logging
+import sqlite3
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -43,10 +44,12 @@ from gateway.sinks import Sink, build_sink
 from gateway.store import runs
 from gateway.store.backup import StoreLock
 from gateway.store.journal import Accepted, Store
+from gateway.store.pressure import CHECK_EVERY_S as PRESSURE_EVERY_S
+from gateway.store.pressure import FULL, WRITE, StorePressure, classify
 from gateway.store.queries import Queries
 from gateway.store.retention import EVERY_S as RETENTION_EVERY_S
 from gateway.store.retention import Retention
-from gateway.store.schema import wal_checkpoint
+from gateway.store.schema import WAL_RESET_BYTES, wal_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +57,7 @@ WAL_CHECKPOINT_EVERY_S = 1.0
 # After a clean stop with the embedded broker, the last wills its own stop fired arrive at the
 # next start (queued in the gateway's session, and retained) within this long.
 STOPPED_BROKER_WILLS_S = 30.0
+STORE_RETRY_S = 2.0
 
 
 def _release_startup_memory() -> None:
@@ -120,7 +124,12 @@ class Gateway:
         # held while running: `courtyard restore` refuses to replace the store under it
         self.store_lock = StoreLock(s.store.path)
         self.run_id = 0
-        self.store = Store(s.store.path, now_ms=self.now_ms, durability=s.store.durability)
+        self.store = Store(
+            s.store.path,
+            now_ms=self.now_ms,
+            durability=s.store.durability,
+            startup_check=s.store.startup_check,
+        )
         self.queries = Queries(s.store.path)
         self.audit = AuditLog(s.store.path, now_ms=self.now_ms, durability=s.store.durability)
         self.revocations = Revocations(s.store.path)  # signed-out sessions, residents
@@ -233,6 +242,20 @@ class Gateway:
             self.alerting.on_commit,
         ]
         self.commands.fault_listeners.append(self.alerting.command_fault)
+        # the disk quota: nothing shed that a sink, the rules or the state checkpoint lacks
+        self.pressure = StorePressure(
+            self.store,
+            max_bytes=s.store.max_bytes,
+            min_free_bytes=s.store.min_free_bytes,
+            downsample_every_ms=int(s.store.downsample_every_s * 1000),
+            keep_cursors=[c for c in (self.sink.cursor, "rules", "state") if c],
+            clock=self.clock,
+        )
+        self.ingest.observer = self.pressure
+        # the WAL counts against the quota: start it over well before it could fill it
+        self._wal_reset_above = (
+            min(WAL_RESET_BYTES, s.store.max_bytes // 8) if s.store.max_bytes else WAL_RESET_BYTES
+        )
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -242,18 +265,13 @@ class Gateway:
     async def start(self) -> None:
         s = self.settings
         Path(s.store.path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self.store_lock.acquire()
         try:
-            self.store.open()
+            await self._open_store()  # takes the store's lock first
             previous = self._begin_run()
         except BaseException:
             self.store_lock.release()
             raise
-        self.audit.open()
         self.revocations.open()
-        self.store.register(
-            (d.id, d.community, d.device_class, d.building) for d in self.registry.devices
-        )
         await self.broker.start()
         self.sink.start()
         if self.accounts is not None and previous is not None and previous.stopped_ms:
@@ -261,6 +279,11 @@ class Gateway:
             until = self.now_ms() + int(STOPPED_BROKER_WILLS_S * 1000)
             self.alerting.engine.doubt_offline_until(until)
         self.alerting.start()  # replays what a crash left unprocessed, before new messages
+        if self.store.replaced is not None:
+            self.alerting.store_replaced(*self.store.replaced)
+        self.pressure.alert = self.alerting.store_health  # alerts can be written from now on
+        self.pressure.start()
+        await self.pressure.check()  # no room at start: hold before the first message
         await self.client.start()
         if self.client.anonymous:
             log.warning(
@@ -274,6 +297,9 @@ class Gateway:
         self._tasks += [
             asyncio.create_task(self._every(2.0, self._checkpoint), name="state-checkpoint"),
             asyncio.create_task(self._wal_checkpoints(), name="wal-checkpoint"),
+            asyncio.create_task(
+                self._every(PRESSURE_EVERY_S, self.pressure.check), name="store-pressure"
+            ),
             asyncio.create_task(
                 self._every(RETENTION_EVERY_S, self.retention.run), name="retention"
             ),
@@ -307,6 +333,37 @@ class Gateway:
                 started.isoformat(timespec="seconds"),
             )
         return previous
+
+    async def _open_store(self) -> None:
+        """Open the store, waiting for it while its filesystem is full, read-only or failing:
+        exiting would only make a crash loop of the supervisor's restarts, and the broker
+        keeps the messages meanwhile. Anything else is a real error and stops start-up."""
+        while True:
+            try:
+                if not self.store_lock.held:
+                    self.store_lock.acquire()
+                self.store.open()
+                self.audit.open()
+                self.store.register(
+                    (d.id, d.community, d.device_class, d.building) for d in self.registry.devices
+                )
+                break
+            except (sqlite3.Error, OSError) as exc:
+                self.store.close()
+                with contextlib.suppress(sqlite3.Error, OSError):
+                    self.audit.close()
+                if classify(exc, self.settings.store.path) == WRITE:
+                    raise
+                if not self.pressure.write_failing:
+                    log.error(
+                        "store %s cannot be opened for writing, trying again every %g s",
+                        self.settings.store.path,
+                        STORE_RETRY_S,
+                    )
+                self.pressure.commit_failed(exc)
+                await self.clock.sleep(STORE_RETRY_S)
+        if self.pressure.write_failing:
+            self.pressure.commit_ok()
 
     def _ssl_context(self) -> ssl.SSLContext | None:
         m = self.settings.mqtt
@@ -342,10 +399,26 @@ class Gateway:
 
     async def _wal_checkpoints(self) -> None:
         """The WAL is copied back by a thread, never inside a commit on the loop."""
+        failing = False
         while True:
             await self.clock.sleep(WAL_CHECKPOINT_EVERY_S)
+            reset_above = self._wal_reset_above
+            usage = self.pressure.usage
+            if usage is not None:  # on a small disk, the WAL must not be what fills it
+                reset_above = min(reset_above, max(1 << 20, usage.free_disk_bytes // 4))
+            if FULL in self.pressure.reasons:
+                reset_above = 0  # the WAL's own blocks may be what the disk lacks
             try:
-                await asyncio.to_thread(wal_checkpoint, self.settings.store.path)
+                await asyncio.to_thread(
+                    wal_checkpoint, self.settings.store.path, reset_above=reset_above
+                )
+                failing = False
+            except (sqlite3.Error, OSError) as exc:
+                if classify(exc) == WRITE:
+                    log.exception("WAL checkpoint failed")
+                elif not failing:  # a full disk, an I/O error: the pressure reports those
+                    log.warning("WAL checkpoint failed (again every second, quietly): %s", exc)
+                failing = True
             except Exception:  # a task boundary: try again next time
                 log.exception("WAL checkpoint failed")
 
@@ -355,7 +428,14 @@ class Gateway:
         await asyncio.to_thread(self.pictures.expire, self.now_ms() / 1000, days=days)
 
     def _checkpoint(self) -> None:
-        self.store.checkpoint_state()
+        if self.pressure.write_failing:  # logged once by the pressure, not every 2 s
+            return
+        try:
+            self.store.checkpoint_state()
+        except (sqlite3.Error, OSError) as exc:
+            if classify(exc) == WRITE:
+                raise
+            log.warning("state checkpoint failed: %s", exc)  # again in 2 s
 
     async def stop(self) -> None:
         await self.fieldbus.stop()

@@ -54,6 +54,8 @@ def preflight(store: Path) -> str | None:
         lock.acquire()
     except BackupError as exc:
         return str(exc)
+    except OSError:
+        return None  # a filesystem not writable yet: the gateway waits for it at start-up
     lock.release()
     if not store.is_file():
         return None

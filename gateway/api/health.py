@@ -6,11 +6,12 @@ from collections import Counter
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 
 from gateway.api.deps import GatewayDep, PlatformDep
 from gateway.rules.service import Alerting
 from gateway.service import Gateway
+from gateway.store.pressure import FLOOR, QUOTA, WRITE_FAILURES, StorePressure
 from gateway.store.schema import wal_bytes
 
 router = APIRouter(tags=["health"])
@@ -18,7 +19,24 @@ router = APIRouter(tags=["health"])
 
 @router.get("/healthz")
 async def healthz(gateway: GatewayDep) -> dict[str, Any]:
-    return {"status": "ok", "mqtt_connected": gateway.client.connected}
+    """Liveness: 200 while the process answers, even when the store is degraded (restarting
+    the gateway would not give the disk room back); ``status`` and ``store`` say whether it
+    is. Readiness, with a status code, is ``/readyz``."""
+    store = gateway.pressure.stats()
+    return {
+        "status": store["status"],
+        "mqtt_connected": gateway.client.connected,
+        "store": store,
+    }
+
+
+@router.get("/readyz")
+async def readyz(gateway: GatewayDep) -> JSONResponse:
+    """Readiness: 503 with the reasons while the store sheds, holds acknowledgements or
+    cannot write; 200 otherwise."""
+    store = gateway.pressure.stats()
+    body = {"status": store["status"], "mqtt_connected": gateway.client.connected, "store": store}
+    return JSONResponse(body, status_code=503 if gateway.pressure.degraded else 200)
 
 
 def _line(out: list[str], name: str, value: float, labels: dict[str, str] | None = None) -> None:
@@ -92,6 +110,7 @@ def render_metrics(gateway: Gateway) -> str:
         metric("courtyard_broker_restarts_total", "counter", "Embedded broker restarts")
         _line(out, "courtyard_broker_restarts_total", gateway.broker.restarts)
     out.extend(gateway.push.metrics())
+    out.extend(pressure_metrics(gateway.pressure))
     out.extend(gateway.commands.metrics())
     out.extend(alerting_metrics(gateway.alerting))
     if gateway.fieldbus.schedulers:  # RS-485 buses: state, polls, errors per device
@@ -102,6 +121,44 @@ def render_metrics(gateway: Gateway) -> str:
             metric(name, "counter" if key.endswith("_total") else "gauge", f"InfluxDB {key}")
             _line(out, name, float(value))
     return "\n".join(out) + "\n"
+
+
+def pressure_metrics(pressure: StorePressure) -> list[str]:
+    """The disk quota: room, every shed row and every hold, and why the store is degraded."""
+    out: list[str] = []
+
+    def metric(name: str, kind: str, help_: str) -> None:
+        out.append(f"# HELP {name} {help_}")
+        out.append(f"# TYPE {name} {kind}")
+
+    usage = pressure.usage
+    if usage is not None:
+        metric("courtyard_store_used_bytes", "gauge", "Store database pages in use")
+        _line(out, "courtyard_store_used_bytes", usage.used_bytes)
+        metric("courtyard_store_free_disk_bytes", "gauge", "Free disk where the store is")
+        _line(out, "courtyard_store_free_disk_bytes", usage.free_disk_bytes)
+    metric("courtyard_store_max_bytes", "gauge", "The store's quota ([store] max_bytes; 0: none)")
+    _line(out, "courtyard_store_max_bytes", pressure.max_bytes)
+    metric("courtyard_store_shed_rows_total", "counter", "Meter readings shed by the quota")
+    for action in ("downsampled", "dropped"):
+        shed = pressure.shed_total[action]
+        _line(out, "courtyard_store_shed_rows_total", shed, {"action": action})
+    metric("courtyard_store_holds_total", "counter", "Times acknowledgements were held: no room")
+    _line(out, "courtyard_store_holds_total", pressure.holds_total)
+    metric("courtyard_store_held", "gauge", "1 while acknowledgements are held")
+    _line(out, "courtyard_store_held", int(pressure.held))
+    metric("courtyard_store_write_failures_total", "counter", "Failed group commits by reason")
+    for reason in WRITE_FAILURES:
+        _line(
+            out,
+            "courtyard_store_write_failures_total",
+            pressure.write_failures_total[reason],
+            {"reason": reason},
+        )
+    metric("courtyard_store_degraded", "gauge", "1 while the store is degraded, by reason")
+    for reason in (QUOTA, FLOOR, *WRITE_FAILURES):
+        _line(out, "courtyard_store_degraded", int(reason in pressure.reasons), {"reason": reason})
+    return out
 
 
 def alerting_metrics(alerting: Alerting) -> list[str]:

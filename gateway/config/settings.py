@@ -74,6 +74,12 @@ class StoreSettings(Section):
     # "full": nothing is acknowledged (PUBACK, ingest 200, a command sent) before its commit is
     # synced; "normal" is the operator's explicit choice to risk the last commits to a power cut.
     durability: Literal["full", "normal"] = "full"
+    # the disk quota (docs/configuration.md, "Disk quota"): 0 turns each limit off
+    max_bytes: int = Field(default=0, ge=0)
+    min_free_bytes: int = Field(default=64 * 2**20, ge=0)
+    downsample_every_s: float = Field(default=300, gt=0, le=86400)
+    # at start-up: "integrity" (PRAGMA integrity_check), "quick" (quick_check), or "off"
+    startup_check: Literal["integrity", "quick", "off"] = "quick"
 
 
 class InfluxSettings(Section):

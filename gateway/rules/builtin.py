@@ -178,6 +178,20 @@ DEFAULTS: tuple[Rule, ...] = (
     ),
     # the gateway itself
     _r("webhook_failing", "Webhook endpoint failing", (), "major"),
+    _r(
+        "store_degraded",
+        "Store degraded: shedding readings, holding acknowledgements or failing to write",
+        (),
+        "critical",
+        clear_after_s=60.0,
+    ),
+    _r(
+        "store_replaced",
+        "Store failed its integrity check at start-up: moved aside, a fresh one started",
+        (),
+        "critical",
+        auto_clear_s=24 * HOUR,
+    ),
 )
 
 _COMMON = {"enabled", "severity", "ticket", "clear_after_s", "auto_clear_s", "resolve_after_s"}

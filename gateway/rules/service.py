@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -149,6 +149,31 @@ class Alerting:
 
         def raise_alert() -> None:
             self.engine.fault(device.device, rule, details, now)
+
+        self.engine.external(raise_alert)
+
+    def store_health(self, reasons: Mapping[str, str]) -> None:
+        """The store's pressure verdict (its alert hook): ``store_degraded`` is raised on the
+        device ``store`` while any reason holds, and cleared once none does (after the rule's
+        ``clear_after_s``, so that a store at its quota keeps one alert). Raises when the
+        store cannot take the write (the caller tries again)."""
+        now = self.clock.now_ms()
+
+        def change() -> None:
+            if reasons:
+                self.engine.fault("store", "store_degraded", dict(reasons), now)
+            else:
+                self.engine.ok("store", "store_degraded", now, "store writing again")
+
+        self.engine.external(change)
+
+    def store_replaced(self, moved_to: str, problem: str) -> None:
+        """The store failed its check at start-up and was moved aside."""
+        now = self.clock.now_ms()
+        details = {"moved_to": moved_to, "problem": problem}
+
+        def raise_alert() -> None:
+            self.engine.fault("store", "store_replaced", details, now)
 
         self.engine.external(raise_alert)
 

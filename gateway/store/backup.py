@@ -151,7 +151,12 @@ class StoreLock:
     def acquire(self) -> None:
         """Take the lock, or raise :class:`StoreBusy` naming the process that holds it."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:
+            # a read-only or full filesystem: an existing lock file still locks (flock needs no
+            # write access); without one the caller waits for the filesystem, as for the store
+            fd = os.open(self.path, os.O_RDONLY)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -161,9 +166,14 @@ class StoreLock:
                 f"a gateway is running on {self.path.with_suffix('')} (process {holder} holds"
                 f" {self.path}): stop it first"
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        with contextlib.suppress(OSError):  # who holds it, for the message above; best effort
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
 
     def release(self) -> None:
         # the file stays: removing it would let a second process lock a fresh file while

@@ -10,19 +10,23 @@ batch that changed it, so a read of ``/devices`` never touches the journal.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from sys import intern
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
 from devices.model import Decoded
 from gateway.store.schema import KIND_CODES, STATUS, TELEMETRY, Durability, connect, migrate
+
+log = logging.getLogger(__name__)
 
 HEAD_BYTES = 1024
 EXPIRE_CHUNK = 5000
@@ -85,9 +89,13 @@ class Store:
         *,
         now_ms: Callable[[], int] | None = None,
         durability: Durability = "full",
+        startup_check: StartupCheck = "quick",
     ) -> None:
         self.path = path
         self.durability = durability
+        self.startup_check = startup_check
+        self.replaced: tuple[str, str] | None = None
+        """(where the store that failed its check at start-up was moved, what was wrong)."""
         self._now_ms = now_ms or (lambda: int(time.time() * 1000))
         self._conn: sqlite3.Connection | None = None
         self.devices: dict[str, DeviceState] = {}
@@ -109,6 +117,19 @@ class Store:
         return self._conn
 
     def open(self) -> None:
+        self.replaced = None
+        if self.startup_check != "off" and Path(self.path).exists():
+            problem = check_integrity(self.path, quick=self.startup_check == "quick")
+            if problem is not None:
+                moved = move_aside(self.path, self._now_ms())
+                self.replaced = (moved, problem)
+                log.error(
+                    "store %s failed its integrity check (%s): moved aside to %s, starting a "
+                    "fresh one",
+                    self.path,
+                    problem,
+                    moved,
+                )
         self._conn = connect(self.path, durability=self.durability)
         migrate(self._conn)
         self._load_devices()
@@ -395,6 +416,10 @@ class Store:
     def _transaction(self) -> _Tx:
         return _Tx(self.conn, self._lock)
 
+    def transaction(self) -> _Tx:
+        """One write transaction on the store's connection (``with store.transaction():``)."""
+        return _Tx(self.conn, self._lock)
+
 
 class _Tx:
     """``BEGIN IMMEDIATE`` ... ``COMMIT`` (or ``ROLLBACK``) on an autocommit connection, one
@@ -417,9 +442,43 @@ class _Tx:
 
     def __exit__(self, exc_type: object, *_: object) -> None:
         try:
-            self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+            if not exc_type:
+                self.conn.execute("COMMIT")
+            elif self.conn.in_transaction:  # SQLITE_FULL and I/O errors roll back on their own
+                self.conn.execute("ROLLBACK")
         finally:
             self.lock.release()
+
+
+StartupCheck = Literal["integrity", "quick", "off"]
+
+
+def check_integrity(path: str, *, quick: bool) -> str | None:
+    """What ``PRAGMA integrity_check`` (or ``quick_check``, which skips checking the indexes
+    against the table) finds wrong with the store at ``path``; None when it is sound."""
+    try:
+        conn = sqlite3.connect(path, isolation_level=None)
+        try:
+            rows = conn.execute(
+                "PRAGMA quick_check(5)" if quick else "PRAGMA integrity_check(5)"
+            ).fetchall()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:  # not a database at all, a torn header
+        return str(exc)
+    found = [str(r[0]) for r in rows]
+    return None if found == ["ok"] else "; ".join(found)[:500]
+
+
+def move_aside(path: str, now_ms: int) -> str:
+    """Rename the store and its WAL and shared-memory files to ``PATH.corrupt-<ms>``; the new
+    name of the store."""
+    target = f"{path}.corrupt-{now_ms}"
+    for suffix in ("", "-wal", "-shm"):
+        source = Path(path + suffix)
+        if source.exists():
+            source.replace(target + suffix)
+    return target
 
 
 def _apply(st: DeviceState, kind: int, ts_ms: int, received_ms: int, body: dict[str, Any]) -> None:

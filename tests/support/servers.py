@@ -140,6 +140,8 @@ class GatewayProcess:
         registry: str = "",
         platform_key: str = "test-platform-key-0123456789",
         extra: str = "",
+        store_path: str = "courtyard.db",
+        store: dict[str, Any] | None = None,
     ) -> None:
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -152,7 +154,11 @@ class GatewayProcess:
             'client_id = "courtyard-test"',
             "",
             "[store]",
-            'path = "courtyard.db"',
+            f'path = "{store_path}"',
+            *(
+                f"{k} = {v!r}" if isinstance(v, str) else f"{k} = {v}"
+                for k, v in (store or {}).items()
+            ),
             "",
             "[api]",
             f'listen = "127.0.0.1:{self.api_port}"',
@@ -171,10 +177,11 @@ class GatewayProcess:
         (self.dir / "courtyard.toml").write_text("\n".join(lines) + extra)
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = self.dir / "gateway.log"
+        self.store_path = store_path
 
     @property
     def db(self) -> Path:
-        return self.dir / "courtyard.db"
+        return self.dir / self.store_path
 
     @property
     def api(self) -> str:

@@ -138,6 +138,15 @@ def test_a_damaged_store_is_not_upgraded(v1_store: Path) -> None:
     data[3 * 4096 : 5 * 4096] = b"\xa5" * (2 * 4096)  # two pages of the b-trees overwritten
     v1_store.write_bytes(bytes(data))
     with pytest.raises(UpgradeFailed, match="at schema version 1 and was not upgraded"):
-        Store(str(v1_store)).open()
+        Store(str(v1_store), startup_check="off").open()
     assert sqlite3.connect(v1_store).execute("PRAGMA user_version").fetchone()[0] == 1
     assert not list(v1_store.parent.glob("*.bak"))  # no copy that fails its check
+    # with the start-up check (the default), a damaged store is moved aside, never migrated,
+    # and a fresh one started (the gateway raises store_replaced)
+    store = Store(str(v1_store))
+    store.open()
+    assert store.replaced is not None
+    moved = Path(store.replaced[0])
+    store.close()
+    assert moved.exists() and moved != v1_store
+    assert not list(v1_store.parent.glob("*.bak"))
