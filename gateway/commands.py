@@ -40,6 +40,7 @@ from gateway.auth import Principal, may_operate
 from gateway.command_signing import COMMAND_RULE, build_signed, canonical_json
 from gateway.config import CommandSettings, RegistryDevice
 from gateway.mqtt import MqttError
+from gateway.ratelimit import TokenBuckets
 from gateway.store.journal import Accepted, DeviceState
 
 log = logging.getLogger(__name__)
@@ -48,43 +49,10 @@ TAMPER_REASONS = frozenset({"bad_signature", "replayed"})
 REFUSALS = frozenset({"bad_signature", "wrong_device", "expired", "replayed"})
 LATENCY_BUCKETS_MS = (5, 10, 25, 50, 100, 150, 250, 500, 1000, 2500, 5000)
 MAX_IDEMPOTENCY_KEYS = 10_000
-MAX_BUCKETS = 100_000
 EXPIRY_MARGIN_S = 0.05
 CLOCK_SKEW_MS = 30_000  # CONTRACT.md section 3: the clock skew a device allows
 LATE_KEEP_MS = 3_600_000  # a timed-out command is recognised this long after it expired
 MAX_LATE = 10_000  # timed-out commands remembered at most (the oldest are forgotten)
-
-
-class TokenBuckets:
-    """One token bucket per key: ``burst`` tokens, refilled at ``per_minute`` per minute."""
-
-    def __init__(
-        self, per_minute: float, burst: int, *, monotonic: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.rate = per_minute / 60.0
-        self.burst = float(burst)
-        self._monotonic = monotonic
-        self._buckets: dict[Any, tuple[float, float]] = {}  # key -> (tokens, at)
-
-    def take(self, key: Any) -> float:
-        """Take a token: 0.0 when granted, else the seconds until one is available."""
-        now = self._monotonic()
-        tokens, at = self._buckets.get(key, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - at) * self.rate)
-        if tokens < 1.0:
-            self._buckets[key] = (tokens, now)
-            return (1.0 - tokens) / self.rate
-        self._buckets[key] = (tokens - 1.0, now)
-        if len(self._buckets) > MAX_BUCKETS:
-            self._prune(now)
-        return 0.0
-
-    def _prune(self, now: float) -> None:
-        full = [
-            k for k, (t, at) in self._buckets.items() if t + (now - at) * self.rate >= self.burst
-        ]
-        for k in full:
-            del self._buckets[k]
 
 
 @dataclass(frozen=True, slots=True)
@@ -615,57 +583,6 @@ class CommandService:
         log.warning("security event on %s: %s (%s)", st.device, what, reason)
 
     # -- metrics ----------------------------------------------------------------------------
-
-    def metrics(self) -> list[str]:
-        """Prometheus lines: attempts by outcome, latency histogram, security events."""
-        out = [
-            "# HELP courtyard_commands_total Command attempts by outcome",
-            "# TYPE courtyard_commands_total counter",
-        ]
-        out += [
-            f'courtyard_commands_total{{outcome="{k}"}} {v}'
-            for k, v in sorted(self.outcomes.items())
-        ]
-        out += [
-            "# HELP courtyard_command_latency_ms Request to confirmed ack, successful commands",
-            "# TYPE courtyard_command_latency_ms histogram",
-        ]
-        total = 0
-        for bound, count in zip(LATENCY_BUCKETS_MS, self.latency_buckets, strict=False):
-            total += count
-            out.append(f'courtyard_command_latency_ms_bucket{{le="{bound}"}} {total}')
-        total += self.latency_buckets[-1]
-        out.append(f'courtyard_command_latency_ms_bucket{{le="+Inf"}} {total}')
-        out.append(f"courtyard_command_latency_ms_sum {round(self.latency_sum_ms, 3)}")
-        out.append(f"courtyard_command_latency_ms_count {total}")
-        out += [
-            "# HELP courtyard_commands_pending Commands waiting for their ack",
-            "# TYPE courtyard_commands_pending gauge",
-            f"courtyard_commands_pending {len(self._pending)}",
-            "# HELP courtyard_security_events_total Forged, replayed or foreign commands refused"
-            " by devices, and commands executed after the gateway answered (late_ok)",
-            "# TYPE courtyard_security_events_total counter",
-        ]
-        out += [
-            f'courtyard_security_events_total{{reason="{k}"}} {v}'
-            for k, v in sorted(self.security_events.items())
-        ]
-        out += [
-            "# HELP courtyard_security_events_suppressed_total Security events a device"
-            " reported beyond its audit rate, counted but not audited",
-            "# TYPE courtyard_security_events_suppressed_total counter",
-        ]
-        out += [
-            f'courtyard_security_events_suppressed_total{{reason="{k}"}} {v}'
-            for k, v in sorted(self.security_suppressed.items())
-        ]
-        out += [
-            "# HELP courtyard_door_attempts_over_alert_rate_total Attempts beyond a door's"
-            " alert rate (all callers together): door_attempts_flood, never refused for it",
-            "# TYPE courtyard_door_attempts_over_alert_rate_total counter",
-            f"courtyard_door_attempts_over_alert_rate_total {self.door_floods}",
-        ]
-        return out
 
 
 def may_execute_until(expires_at_ms: int, command_rule: int) -> int:

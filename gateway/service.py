@@ -180,9 +180,10 @@ class Gateway:
             adapter_devices=self.adapter_devices,
         )
         self.pictures = Pictures(s.data_dir / "pictures")
+        adapter_options = {(a.kind, a.community): a.options for a in s.adapters}
         self.push = PushIngest(
             ADAPTERS,
-            {(a.kind, a.community): a.options for a in s.adapters},
+            adapter_options,
             self.bindings,
             self.adapter_devices,
             self.ingest,
@@ -217,9 +218,7 @@ class Gateway:
             [c.id for c in registry.communities],
             revoked_before=self.revocations.resident_revoked_before,
         )
-        self.adapter_commands = AdapterCommander(
-            self.client, {(a.kind, a.community): a.options for a in s.adapters}
-        )
+        self.adapter_commands = AdapterCommander(self.client, adapter_options)
         self.commands = CommandService(
             s.commands,
             prefix=s.mqtt.prefix,

@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from gateway.api.deps import GatewayDep, PlatformDep
+from gateway.command_metrics import command_metrics
 from gateway.rules.service import Alerting
 from gateway.service import Gateway
 from gateway.store.pressure import FLOOR, QUOTA, WRITE_FAILURES, StorePressure
@@ -111,7 +112,7 @@ def render_metrics(gateway: Gateway) -> str:
         _line(out, "courtyard_broker_restarts_total", gateway.broker.restarts)
     out.extend(gateway.push.metrics())
     out.extend(pressure_metrics(gateway.pressure))
-    out.extend(gateway.commands.metrics())
+    out.extend(command_metrics(gateway.commands))
     out.extend(alerting_metrics(gateway.alerting))
     if gateway.fieldbus.schedulers:  # RS-485 buses: state, polls, errors per device
         out.extend(gateway.fieldbus.metrics_lines())

@@ -16,15 +16,12 @@ from devices.model import Decoded
 from firmware_stubs import signing as device_side
 from gateway.audit import AuditLog, Outcome
 from gateway.auth import Principal
+from gateway.command_metrics import command_metrics
 from gateway.command_signing import build_signed, canonical_json, sign
-from gateway.commands import (
-    SECURITY_ROWS_PER_MINUTE,
-    CommandService,
-    TokenBuckets,
-    may_execute_until,
-)
+from gateway.commands import SECURITY_ROWS_PER_MINUTE, CommandService, may_execute_until
 from gateway.config import CommandSettings, RegistryDevice
 from gateway.mqtt.errors import NotConnected
+from gateway.ratelimit import TokenBuckets
 from gateway.store.journal import Accepted, DeviceState
 
 SECRET = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
@@ -428,7 +425,9 @@ async def test_a_device_flooding_security_events_is_counted_not_audited_beyond_i
     }
     assert per_device == {flooder.device: SECURITY_ROWS_PER_MINUTE, other.device: 1}
     assert service.security_suppressed["replayed"] == 500 - SECURITY_ROWS_PER_MINUTE
-    assert 'courtyard_security_events_suppressed_total{reason="replayed"} 480' in service.metrics()
+    assert 'courtyard_security_events_suppressed_total{reason="replayed"} 480' in command_metrics(
+        service
+    )
 
 
 async def test_tamper_events_and_foreign_refusals_are_security_rows(world):
@@ -470,7 +469,7 @@ async def test_tamper_events_and_foreign_refusals_are_security_rows(world):
         ("replayed", "c-1"),
     ]
     assert service.security_events == {"replayed": 1, "expired": 1}
-    text = "\n".join(service.metrics())
+    text = "\n".join(command_metrics(service))
     assert 'courtyard_security_events_total{reason="replayed"} 1' in text
 
 
@@ -650,7 +649,9 @@ async def test_a_late_ok_turns_the_timeout_into_late_ok_with_a_security_row_and_
             },
         )
     ]
-    assert 'courtyard_security_events_total{reason="late_ok"} 1' in "\n".join(service.metrics())
+    assert 'courtyard_security_events_total{reason="late_ok"} 1' in "\n".join(
+        command_metrics(service)
+    )
     # the same ack again (a redelivery) changes nothing more
     service.on_commit([late])
     assert len(heard) == 1 and len(log.query(device="gate-north").items) == 2
