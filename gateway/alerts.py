@@ -15,30 +15,8 @@ import orjson
 
 from gateway.rules.builtin import Rule
 from gateway.rules.db import iso
+from gateway.store.schema import migrate
 from gateway.webhooks.outbox import Outbox
-
-DDL = """
-CREATE TABLE IF NOT EXISTS alerts (
-    id          INTEGER PRIMARY KEY,
-    device      TEXT NOT NULL,
-    community   TEXT NOT NULL,
-    class       TEXT NOT NULL,
-    rule        TEXT NOT NULL,
-    title       TEXT NOT NULL,
-    severity    TEXT NOT NULL,
-    status      TEXT NOT NULL,             -- active | acknowledged | cleared
-    raised_ms   INTEGER NOT NULL,
-    last_ms     INTEGER NOT NULL,
-    count       INTEGER NOT NULL DEFAULT 1,
-    acknowledged_ms INTEGER,
-    acknowledged_by TEXT NOT NULL DEFAULT '',
-    cleared_ms  INTEGER,
-    cleared_reason TEXT NOT NULL DEFAULT '',
-    details     TEXT NOT NULL DEFAULT '{}'
-);
-CREATE UNIQUE INDEX IF NOT EXISTS alerts_open ON alerts (device, rule) WHERE status != 'cleared';
-CREATE INDEX IF NOT EXISTS alerts_status ON alerts (status, id);
-"""
 
 STATUSES = ("active", "acknowledged", "cleared")
 _COLS = (
@@ -111,7 +89,7 @@ class AlertBook:
         return self._conn()
 
     def load(self) -> None:
-        self.conn.executescript(DDL)
+        migrate(self.conn)
         for r in self.conn.execute(f"SELECT {_COLS} FROM alerts WHERE status != 'cleared'"):  # noqa: S608
             a = _row(r)
             self.open[(a.device, a.rule)] = a

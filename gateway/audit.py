@@ -30,31 +30,9 @@ from typing import Any
 
 import orjson
 
-from gateway.store.schema import Durability, connect
+from gateway.store.schema import Durability, connect, migrate
 
 log = logging.getLogger(__name__)
-
-DDL = """
-CREATE TABLE IF NOT EXISTS audit (
-    id             INTEGER PRIMARY KEY,
-    ts_ms          INTEGER NOT NULL,
-    principal      TEXT NOT NULL,      -- resident sub, platform key name, or the device itself
-    principal_kind TEXT NOT NULL,      -- resident | platform | device
-    credential     TEXT NOT NULL DEFAULT '',
-    community      TEXT NOT NULL DEFAULT '',
-    device         TEXT NOT NULL,
-    action         TEXT NOT NULL,
-    args           TEXT NOT NULL DEFAULT '{}',
-    command_id     TEXT NOT NULL DEFAULT '',
-    outcome        TEXT NOT NULL,
-    reason         TEXT NOT NULL DEFAULT '',
-    latency_ms     REAL,
-    path           TEXT NOT NULL DEFAULT 'signed'  -- how a command went: signed, or an adapter
-);
-CREATE INDEX IF NOT EXISTS audit_device ON audit (device, id);
-CREATE INDEX IF NOT EXISTS audit_principal ON audit (principal, id);
-CREATE INDEX IF NOT EXISTS audit_ts ON audit (ts_ms);
-"""
 
 
 class Outcome(StrEnum):
@@ -115,10 +93,7 @@ class AuditLog:
 
     def open(self) -> None:
         self._conn = connect(self.path, durability=self.durability)
-        self._conn.executescript(DDL)
-        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(audit)")}
-        if "path" not in columns:  # a store written before commands through adapters
-            self._conn.execute("ALTER TABLE audit ADD COLUMN path TEXT NOT NULL DEFAULT 'signed'")
+        migrate(self._conn)
         (last,) = self._conn.execute("SELECT COALESCE(MAX(id), 0) FROM audit").fetchone()
         self._next_id = int(last) + 1
 

@@ -15,22 +15,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 
-from gateway.store.schema import connect
-
-DDL = """
-CREATE TABLE IF NOT EXISTS revoked_sessions (
-    sid        TEXT PRIMARY KEY,
-    until_ms   INTEGER NOT NULL       -- the session's own expiry: forgotten after it
-);
-CREATE TABLE IF NOT EXISTS revoked_residents (
-    community  TEXT NOT NULL,
-    sub        TEXT NOT NULL,
-    before_ms  INTEGER NOT NULL,      -- tokens issued before this are refused
-    at_ms      INTEGER NOT NULL,
-    by         TEXT NOT NULL DEFAULT '',
-    PRIMARY KEY (community, sub)
-);
-"""
+from gateway.store.schema import connect, migrate
 
 
 def _wall_ms() -> int:
@@ -55,7 +40,7 @@ class Revocations:
 
     def open(self) -> None:
         self._conn = connect(self.path)
-        self._conn.executescript(DDL)
+        migrate(self._conn)
         self._conn.execute("DELETE FROM revoked_sessions WHERE until_ms < ?", (self.now_ms(),))
         self._sessions = dict(self._conn.execute("SELECT sid, until_ms FROM revoked_sessions"))
         self._residents = {

@@ -12,28 +12,8 @@ from typing import Any
 from gateway.alerts import Alert
 from gateway.rules.builtin import Rule
 from gateway.rules.db import iso
+from gateway.store.schema import migrate
 from gateway.webhooks.outbox import Outbox
-
-DDL = """
-CREATE TABLE IF NOT EXISTS tickets (
-    id          INTEGER PRIMARY KEY,
-    device      TEXT NOT NULL,
-    community   TEXT NOT NULL,
-    class       TEXT NOT NULL,
-    rule        TEXT NOT NULL,
-    title       TEXT NOT NULL,
-    severity    TEXT NOT NULL,
-    status      TEXT NOT NULL,             -- open | resolved
-    opened_ms   INTEGER NOT NULL,
-    updated_ms  INTEGER NOT NULL,
-    occurrences INTEGER NOT NULL DEFAULT 1,
-    recovered_ms INTEGER,
-    resolved_ms INTEGER,
-    resolution  TEXT NOT NULL DEFAULT '',
-    alert_id    INTEGER NOT NULL
-);
-CREATE UNIQUE INDEX IF NOT EXISTS tickets_open ON tickets (device, rule) WHERE status = 'open';
-"""
 
 _COLS = (
     "id, device, community, class, rule, title, severity, status, opened_ms, updated_ms,"
@@ -94,7 +74,7 @@ class TicketBook:
         return self._conn()
 
     def load(self) -> None:
-        self.conn.executescript(DDL)
+        migrate(self.conn)
         for r in self.conn.execute(f"SELECT {_COLS} FROM tickets WHERE status='open'"):  # noqa: S608
             t = Ticket(*r)
             self.open[(t.device, t.rule)] = t

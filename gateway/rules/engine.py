@@ -25,21 +25,12 @@ from gateway.rules import handlers
 from gateway.rules.builtin import Rule
 from gateway.rules.db import transaction
 from gateway.store.journal import Accepted, DeviceState
-from gateway.store.schema import KIND_NAMES
+from gateway.store.schema import KIND_NAMES, migrate
 from gateway.tickets import TicketBook
 from gateway.webhooks.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
-DDL = """
-CREATE TABLE IF NOT EXISTS rule_timers (
-    device      TEXT NOT NULL,
-    key         TEXT NOT NULL,
-    deadline_ms INTEGER NOT NULL,          -- wall clock: survives a restart
-    data        TEXT NOT NULL DEFAULT '{}',
-    PRIMARY KEY (device, key)
-);
-"""
 CURSOR = "rules"
 CURSOR_EVERY_S = 1.0
 SILENCE = "silence"  # the liveness timer: derived from last-seen, never stored
@@ -108,7 +99,7 @@ class Engine:
 
     def open(self) -> None:
         """Create the tables, load open alerts and tickets, re-arm timers."""
-        self.conn.executescript(DDL)
+        migrate(self.conn)
         self.alerts.load()
         self.tickets.load()
         self.started_ms = self.clock.now_ms()

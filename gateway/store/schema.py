@@ -34,10 +34,11 @@ KIND_CODES = {name: code for code, name in KIND_NAMES.items()}
 
 # The numbered migrations: STEPS[n] takes a store from schema version n - 1 to n, in one
 # transaction that also sets ``PRAGMA user_version = n``. A released step is history: never
-# edit it; a change of layout (a table, a column, an index, in this file or in a module that
-# creates its own tables in ``open()``) is a new step at the end. The modules' own
-# ``CREATE TABLE IF NOT EXISTS`` then find their tables made, and test_migrations checks that a
-# store upgraded step by step and a fresh one end with the same layout.
+# edit it; a change of layout (a table, a column, an index) is a new step at the end. This is
+# the only place the layout is written: the modules that keep tables in the store (audit,
+# alerts, tickets, the webhook outbox, the rules engine, revocations) call :func:`migrate` on
+# their own connection, which finds the store at the current version and does nothing, or
+# makes a standalone store (a unit test's) whole.
 #
 # Version 1 is the layout of the first release (commit d291f1c): the store's tables and those
 # that audit, alerts, tickets, the webhook outbox and the rules engine created in their
@@ -187,9 +188,10 @@ CREATE INDEX IF NOT EXISTS audit_ts ON audit (ts_ms);
 """
 
 # Version 2: every run of the gateway, when it started and whether it stopped cleanly (a
-# run without ``stopped_ms`` ended in a crash or a power cut: the next start says so). Also
-# the event index, which stores of version 1 written before it existed lack (built here once:
-# 0.54 s for 4.8M rows).
+# run without ``stopped_ms`` ended in a crash or a power cut: the next start says so); the
+# event index, which stores of version 1 written before it existed lack (built here once:
+# 0.54 s for 4.8M rows); the audit row's command path; signed-out sessions and revoked
+# residents.
 _V2 = """
 CREATE TABLE runs (
     id          INTEGER PRIMARY KEY,
@@ -198,6 +200,21 @@ CREATE TABLE runs (
     version     TEXT NOT NULL DEFAULT ''   -- the Courtyard version that ran
 );
 CREATE INDEX IF NOT EXISTS journal_events ON journal (id) WHERE kind = 1;
+-- how a command went: signed, or the adapter it went through (CONTRACT.md 7.4)
+ALTER TABLE audit ADD COLUMN path TEXT NOT NULL DEFAULT 'signed';
+-- console sessions signed out, residents' tokens revoked (gateway/revocation.py)
+CREATE TABLE revoked_sessions (
+    sid        TEXT PRIMARY KEY,
+    until_ms   INTEGER NOT NULL       -- the session's own expiry: forgotten after it
+);
+CREATE TABLE revoked_residents (
+    community  TEXT NOT NULL,
+    sub        TEXT NOT NULL,
+    before_ms  INTEGER NOT NULL,      -- tokens issued before this are refused
+    at_ms      INTEGER NOT NULL,
+    by         TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (community, sub)
+);
 """
 
 STEPS: dict[int, str] = {1: _V1, 2: _V2}

@@ -18,36 +18,7 @@ from typing import Any
 import orjson
 
 from gateway.rules.db import iso
-
-DDL = """
-CREATE TABLE IF NOT EXISTS notices (
-    id          INTEGER PRIMARY KEY,
-    type        TEXT NOT NULL,
-    community   TEXT NOT NULL,
-    class       TEXT NOT NULL,
-    severity    TEXT NOT NULL,
-    created_ms  INTEGER NOT NULL,
-    body        TEXT NOT NULL              -- the webhook body: {"type", "timestamp", "data"}
-);
-CREATE TABLE IF NOT EXISTS webhook_endpoints (
-    id          INTEGER PRIMARY KEY,
-    url         TEXT NOT NULL UNIQUE,
-    failing_since_ms INTEGER,
-    delivered_total  INTEGER NOT NULL DEFAULT 0,
-    failures_total   INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS webhook_outbox (
-    id          INTEGER PRIMARY KEY,
-    endpoint    INTEGER NOT NULL,
-    notice_id   INTEGER NOT NULL,
-    msg_id      TEXT NOT NULL,
-    created_ms  INTEGER NOT NULL,
-    attempts    INTEGER NOT NULL DEFAULT 0,
-    next_ms     INTEGER NOT NULL DEFAULT 0,
-    last_error  TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX IF NOT EXISTS webhook_outbox_endpoint ON webhook_outbox (endpoint, id);
-"""
+from gateway.store.schema import migrate
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +53,7 @@ class Outbox:
         return self._conn()
 
     def open(self) -> None:
-        self.conn.executescript(DDL)
+        migrate(self.conn)
         for url in self.urls:
             self.conn.execute("INSERT OR IGNORE INTO webhook_endpoints (url) VALUES (?)", (url,))
             (eid,) = self.conn.execute(

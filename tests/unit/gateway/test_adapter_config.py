@@ -108,33 +108,6 @@ def test_bad_adapter_entries_stop_start_up(tmp_path: Path, text: str, expected: 
     assert expected in str(caught.value)
 
 
-def test_an_audit_log_of_before_adapter_commands_gains_the_path_column(tmp_path: Path) -> None:
-    import sqlite3
-
-    from gateway.audit import AuditLog
-
-    db = tmp_path / "a.db"
-    with sqlite3.connect(db) as conn:
-        conn.execute(
-            "CREATE TABLE audit (id INTEGER PRIMARY KEY, ts_ms INTEGER NOT NULL, principal TEXT"
-            " NOT NULL, principal_kind TEXT NOT NULL, credential TEXT NOT NULL DEFAULT '',"
-            " community TEXT NOT NULL DEFAULT '', device TEXT NOT NULL, action TEXT NOT NULL,"
-            " args TEXT NOT NULL DEFAULT '{}', command_id TEXT NOT NULL DEFAULT '', outcome TEXT"
-            " NOT NULL, reason TEXT NOT NULL DEFAULT '', latency_ms REAL)"
-        )
-        conn.execute(
-            "INSERT INTO audit (ts_ms, principal, principal_kind, device, action, outcome)"
-            " VALUES (1, 'p', 'platform', 'gate', 'unlock', 'ok')"
-        )
-    log = AuditLog(str(db))
-    log.open()
-    try:
-        (row,) = log.query().items
-        assert row["path"] == "signed"
-    finally:
-        log.close()
-
-
 def test_each_ecosystem_gets_a_broker_account_on_its_own_topics(tmp_path: Path) -> None:
     from gateway.adapters.commander import ecosystem_accounts
     from gateway.broker_config import Ecosystem, write_accounts

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway import alerts, audit, tickets
-from gateway.rules import engine
+from gateway.audit import AuditLog
+from gateway.revocation import Revocations
 from gateway.store.backup import check_file
 from gateway.store.journal import Store
 from gateway.store.schema import (
@@ -22,7 +22,6 @@ from gateway.store.schema import (
     connect,
     migrate,
 )
-from gateway.webhooks import outbox
 
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "store_v1.db"
 V1_TABLES = [
@@ -88,7 +87,12 @@ def test_upgrade_from_version_1_loses_nothing_and_keeps_a_snapshot(
         store.conn.execute("SELECT id, started_ms, stopped_ms, version FROM runs").fetchall()
     finally:
         store.close()
-    assert rows(v1_store) == before
+    after = rows(v1_store)
+    # every row kept; audit rows gain the command path, ``signed`` (the only one in version 1)
+    assert after["audit"] == [(*row, "signed") for row in before["audit"]]
+    assert {t: r for t, r in after.items() if t != "audit"} == {
+        t: r for t, r in before.items() if t != "audit"
+    }
     snapshot = v1_store.with_name("courtyard.db.v1.bak")
     assert check_file(snapshot)[0] == 1
     assert rows(snapshot) == before
@@ -106,12 +110,20 @@ def test_an_upgraded_store_and_a_fresh_one_have_the_same_layout(
     fresh = tmp_path / "fresh.db"
     conn = connect(str(fresh))
     assert migrate(conn) is None  # nothing in it: no snapshot
-    # the modules' own CREATE ... IF NOT EXISTS find every table made: no layout outside
-    # the numbered steps
-    for ddl in (audit.DDL, alerts.DDL, tickets.DDL, outbox.DDL, engine.DDL):
-        conn.executescript(ddl)
     conn.close()
     assert layout(fresh) == layout(v1_store)
+    # the modules that keep tables in the store open it through the same steps: opening
+    # them adds nothing that an upgraded store would lack
+    log = AuditLog(str(fresh))
+    log.open()
+    log.close()
+    revocations = Revocations(str(fresh))
+    revocations.open()
+    revocations.close()
+    assert layout(fresh) == layout(v1_store)
+    assert {"path"} <= {
+        row[1] for row in sqlite3.connect(v1_store).execute("PRAGMA table_info(audit)")
+    }
     assert not list(tmp_path.glob("fresh.db.*.bak"))
 
 
